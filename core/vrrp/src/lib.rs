@@ -1,0 +1,9 @@
+//! Pure VRRP: the advertisement codec (v2/v3, IPv4/IPv6, checksums, auth),
+//! the per-instance state machine and sync groups.
+//!
+//! Nothing here reads a clock or opens a socket: time is passed in as
+//! [`std::time::Instant`] values and outputs are returned as actions.
+
+pub mod advert;
+
+pub use advert::{Advert, Version};

@@ -1,0 +1,37 @@
+# Shared helpers for scripts/*: sourced, not run.
+# shellcheck shell=bash
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export ROOT
+
+die() { echo "error: $*" >&2; exit 1; }
+say() { printf '\n== %s\n' "$*"; }
+
+need_root() { [ "$(id -u)" = 0 ] || die "$1 needs root (network namespaces, raw sockets)"; }
+
+# Debian packages the lab and tests use; installed only when missing.
+APT_PKGS=(keepalived tshark iproute2 iputils-ping tcpdump python3 curl nftables procps)
+
+install_deps() {
+  local missing=()
+  for p in "${APT_PKGS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+  done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    say "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections 2>/dev/null || true
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+  # keepalived must not run as a host service: the tests start their own.
+  if command -v systemctl >/dev/null && systemctl is-active -q keepalived 2>/dev/null; then
+    systemctl stop keepalived || true
+  fi
+  command -v cargo >/dev/null || die "cargo not found: install Rust (rustup) first"
+}
+
+build() {
+  say "building"
+  (cd "$ROOT" && cargo build --workspace --bins "$@")
+}
