@@ -1,6 +1,75 @@
 //! lbd configuration: one typed model read from lbd's TOML or from a
 //! keepalived.conf. Pure: reads the files it is given, touches nothing else.
+//!
+//! Loading is all or nothing: any malformed part makes `load` return an
+//! error listing every problem with its file:line; warnings (keepalived
+//! keywords lbd does not support yet) come back alongside a good model.
 
+mod error;
+mod ka_syntax;
+mod keepalived;
+mod lbd_toml;
 pub mod model;
+mod validate;
+mod values;
 
+use std::path::Path;
+
+pub use error::{ConfigError, Diagnostic};
+pub use lbd_toml::to_toml;
 pub use model::*;
+pub use validate::validate;
+
+/// A valid model and the non-fatal findings made while reading it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Loaded {
+    pub config: Config,
+    pub warnings: Vec<Warning>,
+}
+
+/// Reads `path` by its extension: `.toml` is lbd's syntax, anything else
+/// keepalived.conf.
+pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
+    if path.extension().is_some_and(|e| e == "toml") {
+        load_toml(path)
+    } else {
+        load_keepalived(path)
+    }
+}
+
+pub fn load_keepalived(path: &Path) -> Result<Loaded, ConfigError> {
+    let (config, warnings) = keepalived::read(Some(path), None, path)?;
+    validate(&config)?;
+    Ok(Loaded { config, warnings })
+}
+
+/// keepalived.conf text; `name` is used in spans and is the base for
+/// relative includes.
+pub fn parse_keepalived_str(text: &str, name: &Path) -> Result<Loaded, ConfigError> {
+    let (config, warnings) = keepalived::read(None, Some(text), name)?;
+    validate(&config)?;
+    Ok(Loaded { config, warnings })
+}
+
+pub fn load_toml(path: &Path) -> Result<Loaded, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigError::single(
+            Span {
+                file: path.to_path_buf(),
+                line: 0,
+            },
+            format!("cannot read {}: {e}", path.display()),
+        )
+    })?;
+    parse_toml_str(&text, path)
+}
+
+/// lbd TOML text; `name` is used in spans.
+pub fn parse_toml_str(text: &str, name: &Path) -> Result<Loaded, ConfigError> {
+    let config = lbd_toml::parse(text, name)?;
+    validate(&config)?;
+    Ok(Loaded {
+        config,
+        warnings: Vec::new(),
+    })
+}

@@ -51,7 +51,8 @@ pub struct Global {
     /// Default protocol version for instances that do not set one (keepalived `vrrp_version`, default 2).
     pub vrrp_version: VrrpVersion,
     /// v3 over IPv4: compute the checksum without the pseudo-header as v2
-    /// does (keepalived `vrrp_v3_checksum_as_v2`?); false = RFC 5798 §5.2.8.
+    /// does (keepalived global `v3_checksum_as_v2`); false = RFC 5798 §5.2.8.
+    /// The default for `VrrpInstance::v3_checksum_as_v2`, which is what applies.
     pub v3_checksum_as_v2: bool,
     /// Multicast groups (keepalived `vrrp_mcast_group4/6`).
     pub mcast_group4: std::net::Ipv4Addr,
@@ -188,6 +189,24 @@ pub struct VrrpInstance {
     pub mcast_src: Option<IpAddr>,
     /// keepalived `use_vmac` (name of the macvlan), not implemented yet: kept so it is never silently dropped.
     pub use_vmac: Option<String>,
+    /// v3 over IPv4: checksum without the pseudo-header (keepalived
+    /// instance keyword `v3_checksum_as_v2`; defaults to the global one).
+    pub v3_checksum_as_v2: bool,
+}
+
+impl VrrpInstance {
+    /// The address family the instance advertises in, decided as keepalived
+    /// does: by its first VIP, else its source address, else its first peer;
+    /// IPv4 when none is given.
+    pub fn is_ipv6(&self) -> bool {
+        self.vips
+            .first()
+            .map(|v| v.addr)
+            .or(self.unicast_src)
+            .or(self.mcast_src)
+            .or(self.unicast_peers.first().copied())
+            .is_some_and(|a| a.is_ipv6())
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]

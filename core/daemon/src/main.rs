@@ -1,1 +1,84 @@
-fn main() {}
+//! lbd: VRRP (and later IPVS) daemon of the lb appliance.
+
+mod api;
+mod cli;
+mod counters;
+mod node;
+mod setup;
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let parsed = match cli::parse(std::env::args().skip(1)) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("lbd: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let args = match parsed {
+        cli::Parsed::Help => {
+            print!("{}", cli::USAGE);
+            return ExitCode::SUCCESS;
+        }
+        cli::Parsed::Version => {
+            println!("lbd {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        cli::Parsed::Run(a) => a,
+    };
+    init_logging(args.log_level.as_deref());
+    match run(args) {
+        Ok(code) => code,
+        Err(e) => {
+            // One line an operator can act on: the chain of causes, no backtrace.
+            eprintln!("lbd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(level: Option<&str>) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(level.unwrap_or("info")));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
+}
+
+fn run(args: cli::Args) -> Result<ExitCode> {
+    let path = setup::config_path(args.config.as_deref())?;
+    let loaded = setup::load_config(&path)?;
+    if args.check {
+        for w in &loaded.warnings {
+            println!("{w}");
+        }
+        println!(
+            "{}: ok ({} vrrp instance(s), {} sync group(s), {} warning(s))",
+            path.display(),
+            loaded.config.instances.len(),
+            loaded.config.sync_groups.len(),
+            loaded.warnings.len()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.convert {
+        print!("{}", lbd_config::to_toml(&loaded.config));
+        return Ok(ExitCode::SUCCESS);
+    }
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
+    }
+    lbd_sys::check_privileges()?;
+    let _api = api::ApiSocket::reserve(&args.api_socket)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(node::run(loaded.config))?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,1 +1,18 @@
-//! placeholder
+//! lbd-sys: the kernel edges for VRRP.
+//!
+//! rtnetlink (links, addresses, link events), the VRRP raw sockets and the
+//! gratuitous ARP / unsolicited NA sender. Kernel errors become [`SysError`]
+//! values that say what was attempted and where; nothing here decides policy.
+
+mod caps;
+mod error;
+mod garp;
+mod netlink;
+mod sockopt;
+mod vrrp_socket;
+
+pub use caps::check_privileges;
+pub use error::SysError;
+pub use garp::{garp_frame, icmpv6_checksum, unsolicited_na, GarpSender};
+pub use netlink::{AddrSpec, IfAddr, LinkEvent, LinkEvents, LinkInfo, Netlink};
+pub use vrrp_socket::{RecvV6, VrrpSocketV4, VrrpSocketV6};

@@ -5,5 +5,9 @@
 //! [`std::time::Instant`] values and outputs are returned as actions.
 
 pub mod advert;
+pub mod auth;
+pub mod codec;
+pub mod instance;
+pub mod sync_group;
 
 pub use advert::{Advert, Version};

@@ -1,0 +1,836 @@
+//! keepalived.conf keywords -> model. Covers global_defs, vrrp_instance and
+//! vrrp_sync_group; every other keyword is reported as a warning and its
+//! block skipped, never dropped silently. Defaults and derivations follow
+//! keepalived (vrrp_data.c alloc_vrrp, vrrp.c vrrp_complete_instance).
+
+use std::net::IpAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::error::Errors;
+use crate::ka_syntax::{Node, Reader};
+use crate::model::*;
+use crate::values::*;
+
+/// keepalived's TIMER_MAX_SEC bound for preempt_delay.
+const MAX_PREEMPT_DELAY_SECS: u64 = 1000;
+
+pub(crate) fn read(
+    path: Option<&Path>,
+    text: Option<&str>,
+    name: &Path,
+) -> Result<(Config, Vec<Warning>), crate::ConfigError> {
+    let mut errors = Errors::default();
+    let mut warnings = Vec::new();
+    let nodes = {
+        let mut r = Reader {
+            errors: &mut errors,
+            warnings: &mut warnings,
+        };
+        match (path, text) {
+            (_, Some(t)) => r.read_str(t, name),
+            (Some(p), None) => r.read_file(p),
+            (None, None) => Vec::new(),
+        }
+    };
+    // Keywords are not interpreted over a broken tree: its errors would cascade.
+    if !errors.is_empty() {
+        return Err(crate::ConfigError { errors: errors.0 });
+    }
+    let mut k = Ka {
+        errors,
+        warnings,
+        cfg: Config::default(),
+        raw: Vec::new(),
+    };
+    for n in &nodes {
+        k.top(n);
+    }
+    let raws = std::mem::take(&mut k.raw);
+    for r in raws {
+        k.finish(r);
+    }
+    k.errors.into_result()?;
+    Ok((k.cfg, k.warnings))
+}
+
+struct Ka {
+    errors: Errors,
+    warnings: Vec<Warning>,
+    cfg: Config,
+    /// Instances are completed after the whole file: they inherit globals.
+    raw: Vec<RawInstance>,
+}
+
+#[derive(Default)]
+struct RawInstance {
+    name: String,
+    span: Span,
+    interface: Option<String>,
+    vrid: Option<u8>,
+    priority: Option<u8>,
+    advert_int: Option<Duration>,
+    version: Option<VrrpVersion>,
+    state: Option<(InitialState, Span)>,
+    nopreempt: bool,
+    preempt_delay: Option<Duration>,
+    accept: Option<bool>,
+    auth_type: Option<(String, Span)>,
+    auth_pass: Option<String>,
+    auth_span: Option<Span>,
+    vips: Vec<Vip>,
+    excluded_vips: Vec<Vip>,
+    unicast_src: Option<IpAddr>,
+    unicast_peers: Vec<IpAddr>,
+    track_interfaces: Vec<TrackInterface>,
+    dont_track_primary: bool,
+    garp_delay: Option<Duration>,
+    garp_repeat: Option<u32>,
+    garp_refresh: Option<Duration>,
+    garp_refresh_repeat: Option<u32>,
+    mcast_src: Option<IpAddr>,
+    use_vmac: Option<Option<String>>,
+    v3_checksum_as_v2: Option<bool>,
+}
+
+fn unsupported_msg(kw: &str) -> String {
+    format!("keyword {kw} is not supported yet (ignored)")
+}
+
+impl Ka {
+    fn warn(&mut self, span: &Span, msg: impl Into<String>) {
+        self.warnings.push(Warning {
+            span: span.clone(),
+            message: msg.into(),
+        });
+    }
+
+    fn unsupported(&mut self, n: &Node) {
+        let m = unsupported_msg(n.keyword());
+        self.warn(&n.span, m);
+    }
+
+    /// The single argument of `kw VALUE`.
+    fn arg1<'n>(&mut self, n: &'n Node, what: &str) -> Option<&'n str> {
+        match n.arg(1) {
+            Some(v) => {
+                if n.words.len() > 2 {
+                    let m = format!("{}: extra arguments after {v:?} (ignored)", n.keyword());
+                    self.warn(&n.span, m);
+                }
+                Some(v)
+            }
+            None => {
+                self.errors
+                    .push(&n.span, format!("{}: expected {what}", n.keyword()));
+                None
+            }
+        }
+    }
+
+    fn block<'n>(&mut self, n: &'n Node) -> Option<&'n [Node]> {
+        match &n.block {
+            Some(b) => Some(b),
+            None => {
+                self.errors
+                    .push(&n.span, format!("{}: expected a '{{' block", n.keyword()));
+                None
+            }
+        }
+    }
+
+    fn no_block(&mut self, n: &Node) {
+        if n.block.is_some() {
+            self.errors.push(
+                &n.span,
+                format!("{}: does not take a '{{' block", n.keyword()),
+            );
+        }
+    }
+
+    /// `kw [BOOL]`: a bare keyword means true, as keepalived does.
+    fn opt_bool(&mut self, n: &Node) -> Option<bool> {
+        match n.arg(1) {
+            None => Some(true),
+            Some(v) => match parse_bool(v) {
+                Some(b) => Some(b),
+                None => {
+                    self.errors.push(
+                        &n.span,
+                        format!(
+                            "{}: invalid value {v:?}: expected true/false, yes/no or on/off",
+                            n.keyword()
+                        ),
+                    );
+                    None
+                }
+            },
+        }
+    }
+
+    fn uint(&mut self, n: &Node, min: u64, max: u64, what: &str) -> Option<u64> {
+        let v = self.arg1(n, what)?;
+        match v.parse::<u64>() {
+            Ok(x) if (min..=max).contains(&x) => Some(x),
+            _ => {
+                self.errors.push(
+                    &n.span,
+                    format!(
+                        "{}: invalid value {v:?}: expected {what} ({min}..={max})",
+                        n.keyword()
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn secs(&mut self, n: &Node, what: &str) -> Option<Duration> {
+        let v = self.arg1(n, what)?;
+        match parse_decimal_secs(v) {
+            Some(d) => Some(d),
+            None => {
+                self.errors.push(
+                    &n.span,
+                    format!("{}: invalid value {v:?}: expected {what}", n.keyword()),
+                );
+                None
+            }
+        }
+    }
+
+    fn ip(&mut self, n: &Node, s: &str) -> Option<IpAddr> {
+        match parse_ip(s, n.keyword()) {
+            Ok(a) => Some(a),
+            Err(e) => {
+                self.errors.push(&n.span, e);
+                None
+            }
+        }
+    }
+
+    fn top(&mut self, n: &Node) {
+        match n.keyword() {
+            "global_defs" => {
+                if let Some(b) = self.block(n) {
+                    for c in b {
+                        self.global(c);
+                    }
+                }
+            }
+            "vrrp_instance" => self.instance(n),
+            "vrrp_sync_group" => self.sync_group(n),
+            _ => self.unsupported(n),
+        }
+    }
+
+    fn global(&mut self, n: &Node) {
+        let kw = n.keyword();
+        if is_supported_global_kw(kw) {
+            self.no_block(n);
+        }
+        match kw {
+            "router_id" => {
+                if let Some(v) = self.arg1(n, "a router name") {
+                    self.cfg.global.router_id = Some(v.to_string());
+                }
+            }
+            "vrrp_version" => {
+                if let Some(v) = self.uint(n, 2, 3, "VRRP version") {
+                    self.cfg.global.vrrp_version = if v == 3 {
+                        VrrpVersion::V3
+                    } else {
+                        VrrpVersion::V2
+                    };
+                }
+            }
+            "vrrp_mcast_group4" => {
+                if let Some(v) = self.arg1(n, "an IPv4 multicast address") {
+                    match v.parse::<std::net::Ipv4Addr>() {
+                        Ok(a) => self.cfg.global.mcast_group4 = a,
+                        Err(_) => self.errors.push(&n.span, format!("vrrp_mcast_group4: invalid address {v:?}: expected an IPv4 multicast address")),
+                    }
+                }
+            }
+            "vrrp_mcast_group6" => {
+                if let Some(v) = self.arg1(n, "an IPv6 multicast address") {
+                    match v.parse::<std::net::Ipv6Addr>() {
+                        Ok(a) => self.cfg.global.mcast_group6 = a,
+                        Err(_) => self.errors.push(&n.span, format!("vrrp_mcast_group6: invalid address {v:?}: expected an IPv6 multicast address")),
+                    }
+                }
+            }
+            "vrrp_garp_master_delay" => {
+                if let Some(v) = self.uint(n, 0, u64::from(u32::MAX) / 1_000_000, "whole seconds") {
+                    self.cfg.global.garp.master_delay = Duration::from_secs(v);
+                }
+            }
+            "vrrp_garp_master_repeat" | "vrrp_garp_master_refresh_repeat" => {
+                if let Some(mut v) = self.uint(n, 0, u64::from(u32::MAX), "a count") {
+                    if v == 0 {
+                        // keepalived: "must be greater than 0, setting to 1".
+                        self.warn(
+                            &n.span,
+                            format!("{kw} must be at least 1; using 1 as keepalived does"),
+                        );
+                        v = 1;
+                    }
+                    let g = &mut self.cfg.global.garp;
+                    if kw == "vrrp_garp_master_repeat" {
+                        g.master_repeat = v as u32;
+                    } else {
+                        g.master_refresh_repeat = v as u32;
+                    }
+                }
+            }
+            "vrrp_garp_master_refresh" => {
+                if let Some(v) = self.uint(n, 0, u64::from(u32::MAX), "whole seconds") {
+                    self.cfg.global.garp.master_refresh = Duration::from_secs(v);
+                }
+            }
+            "vrrp_garp_interval" | "vrrp_gna_interval" => {
+                if let Some(d) = self.secs(n, "seconds (up to 6 decimals)") {
+                    if kw == "vrrp_garp_interval" {
+                        self.cfg.global.garp_interval = d;
+                    } else {
+                        self.cfg.global.gna_interval = d;
+                    }
+                }
+            }
+            "vrrp_strict" => {
+                if let Some(b) = self.opt_bool(n) {
+                    self.cfg.global.strict = b;
+                }
+            }
+            "vrrp_skip_check_adv_addr" => {
+                if let Some(b) = self.opt_bool(n) {
+                    self.cfg.global.skip_check_adv_addr = b;
+                }
+            }
+            "vrrp_check_unicast_src" => self.cfg.global.check_unicast_src = true,
+            "v3_checksum_as_v2" => {
+                if let Some(b) = self.opt_bool(n) {
+                    self.cfg.global.v3_checksum_as_v2 = b;
+                }
+            }
+            _ => self.unsupported(n),
+        }
+    }
+
+    fn sync_group(&mut self, n: &Node) {
+        let Some(name) = self.arg1(n, "a sync group name") else {
+            return;
+        };
+        let Some(b) = self.block(n) else { return };
+        let mut sg = SyncGroup {
+            name: name.to_string(),
+            span: n.span.clone(),
+            members: Vec::new(),
+        };
+        for c in b {
+            match c.keyword() {
+                "group" => {
+                    if let Some(lines) = self.block(c) {
+                        for l in lines {
+                            // keepalived reads every word of the block, one or many per line.
+                            sg.members.extend(l.words.iter().cloned());
+                            if l.block.is_some() {
+                                self.errors.push(
+                                    &l.span,
+                                    "group: unexpected '{' block inside the member list",
+                                );
+                            }
+                        }
+                    }
+                }
+                _ => self.unsupported(c),
+            }
+        }
+        self.cfg.sync_groups.push(sg);
+    }
+
+    fn instance(&mut self, n: &Node) {
+        let Some(name) = self.arg1(n, "an instance name") else {
+            return;
+        };
+        let Some(b) = self.block(n) else { return };
+        let mut r = RawInstance {
+            name: name.to_string(),
+            span: n.span.clone(),
+            ..Default::default()
+        };
+        for c in b {
+            self.instance_kw(c, &mut r);
+        }
+        self.raw.push(r);
+    }
+
+    fn instance_kw(&mut self, n: &Node, r: &mut RawInstance) {
+        let kw = n.keyword();
+        let takes_block = matches!(
+            kw,
+            "authentication"
+                | "virtual_ipaddress"
+                | "virtual_ipaddress_excluded"
+                | "unicast_peer"
+                | "track_interface"
+        );
+        if !takes_block && is_supported_instance_kw(kw) {
+            self.no_block(n);
+        }
+        match kw {
+            "state" => {
+                if let Some(v) = self.arg1(n, "MASTER or BACKUP") {
+                    let st = match v {
+                        "MASTER" => Some(InitialState::Master),
+                        "BACKUP" => Some(InitialState::Backup),
+                        _ => {
+                            self.errors.push(
+                                &n.span,
+                                format!("state: invalid value {v:?}: expected MASTER or BACKUP"),
+                            );
+                            None
+                        }
+                    };
+                    if let Some(st) = st {
+                        // keepalived ignores BACKUP after MASTER.
+                        if !(st == InitialState::Backup
+                            && matches!(r.state, Some((InitialState::Master, _))))
+                        {
+                            r.state = Some((st, n.span.clone()));
+                        }
+                    }
+                }
+            }
+            "interface" => {
+                if let Some(v) = self.arg1(n, "an interface name") {
+                    r.interface = Some(v.to_string());
+                }
+            }
+            "virtual_router_id" => {
+                if let Some(v) = self.uint(n, 1, 255, "a VRID") {
+                    r.vrid = Some(v as u8);
+                }
+            }
+            "priority" => {
+                if let Some(v) = self.uint(n, 1, 255, "a priority") {
+                    r.priority = Some(v as u8);
+                }
+            }
+            "advert_int" => {
+                if let Some(d) = self.secs(n, "seconds, e.g. 1 or 0.5") {
+                    if d.is_zero() || d > Duration::from_secs(255) {
+                        self.errors.push(
+                            &n.span,
+                            format!(
+                                "advert_int: {d:?} out of range: expected > 0 and <= 255 seconds"
+                            ),
+                        );
+                    } else {
+                        r.advert_int = Some(d);
+                    }
+                }
+            }
+            "version" => {
+                if let Some(v) = self.uint(n, 2, 3, "VRRP version") {
+                    r.version = Some(if v == 3 {
+                        VrrpVersion::V3
+                    } else {
+                        VrrpVersion::V2
+                    });
+                }
+            }
+            "nopreempt" => r.nopreempt = true,
+            "preempt" => r.nopreempt = false,
+            "preempt_delay" => {
+                if let Some(d) = self.secs(n, "seconds") {
+                    if d > Duration::from_secs(MAX_PREEMPT_DELAY_SECS) {
+                        self.errors.push(
+                            &n.span,
+                            format!("preempt_delay: expected 0..={MAX_PREEMPT_DELAY_SECS} seconds"),
+                        );
+                    } else {
+                        r.preempt_delay = Some(d);
+                    }
+                }
+            }
+            "accept" => r.accept = Some(true),
+            "no_accept" => r.accept = Some(false),
+            "authentication" => self.authentication(n, r),
+            "virtual_ipaddress" | "virtual_ipaddress_excluded" => {
+                let Some(lines) = self.block(n) else { return };
+                for l in lines {
+                    match parse_vip_words(&l.words, &l.span) {
+                        Ok((vip, warns)) => {
+                            for w in warns {
+                                self.warn(&l.span, w);
+                            }
+                            let vip = self.vip_fixups(vip, &l.span);
+                            if kw == "virtual_ipaddress" {
+                                r.vips.push(vip);
+                            } else {
+                                r.excluded_vips.push(vip);
+                            }
+                        }
+                        Err(e) => self.errors.push(&l.span, format!("{kw}: {e}")),
+                    }
+                }
+            }
+            "unicast_src_ip" => {
+                if let Some(v) = self.arg1(n, "an IP address") {
+                    r.unicast_src = self.ip(n, v);
+                }
+            }
+            "mcast_src_ip" => {
+                if let Some(v) = self.arg1(n, "an IP address") {
+                    r.mcast_src = self.ip(n, v);
+                }
+            }
+            "unicast_peer" => {
+                let Some(lines) = self.block(n) else { return };
+                for l in lines {
+                    let Some(a) = l.arg(0) else { continue };
+                    if let Some(ip) = self.ip(l, a) {
+                        r.unicast_peers.push(ip);
+                    }
+                    if l.words.len() > 1 {
+                        self.warn(
+                            &l.span,
+                            format!(
+                                "unicast_peer options {:?} are not supported yet (ignored)",
+                                &l.words[1..]
+                            ),
+                        );
+                    }
+                }
+            }
+            "track_interface" => {
+                let Some(lines) = self.block(n) else { return };
+                for l in lines {
+                    if let Some(t) = self.track_if(l) {
+                        if r.track_interfaces.iter().any(|x| x.name == t.name) {
+                            self.errors.push(
+                                &l.span,
+                                format!("track_interface: {} is listed twice", t.name),
+                            );
+                        } else {
+                            r.track_interfaces.push(t);
+                        }
+                    }
+                }
+            }
+            "dont_track_primary" => r.dont_track_primary = true,
+            "garp_master_delay" => {
+                if let Some(v) = self.uint(n, 0, u64::from(u32::MAX) / 1_000_000, "whole seconds") {
+                    r.garp_delay = Some(Duration::from_secs(v));
+                }
+            }
+            "garp_master_refresh" => {
+                if let Some(v) = self.uint(n, 0, u64::from(u32::MAX), "whole seconds") {
+                    r.garp_refresh = Some(Duration::from_secs(v));
+                }
+            }
+            "garp_master_repeat" => {
+                // keepalived allows 0 here for pre-2.0.7 compatibility.
+                if let Some(v) = self.uint(n, 0, u64::from(u32::MAX), "a count") {
+                    r.garp_repeat = Some(v as u32);
+                }
+            }
+            "garp_master_refresh_repeat" => {
+                if let Some(mut v) = self.uint(n, 0, u64::from(u32::MAX), "a count") {
+                    if v == 0 {
+                        self.warn(&n.span, "garp_master_refresh_repeat must be at least 1; using 1 as keepalived does");
+                        v = 1;
+                    }
+                    r.garp_refresh_repeat = Some(v as u32);
+                }
+            }
+            "use_vmac" => {
+                self.warn(&n.span, "use_vmac is recorded but not implemented yet: the VIPs go on the interface itself");
+                r.use_vmac = Some(n.arg(1).map(String::from));
+            }
+            "v3_checksum_as_v2" => {
+                if let Some(b) = self.opt_bool(n) {
+                    r.v3_checksum_as_v2 = Some(b);
+                }
+            }
+            _ => self.unsupported(n),
+        }
+    }
+
+    /// keepalived drops scope and label on IPv6 addresses with an error
+    /// message and goes on; lbd does the same but says so as a warning.
+    fn vip_fixups(&mut self, mut vip: Vip, span: &Span) -> Vip {
+        if vip.addr.is_ipv6() {
+            if vip.scope.take().is_some() {
+                self.warn(
+                    span,
+                    format!(
+                        "scope is not valid for IPv6 address {} (ignored, as keepalived does)",
+                        vip.addr
+                    ),
+                );
+            }
+            if vip.label.take().is_some() {
+                self.warn(
+                    span,
+                    format!(
+                        "label is not valid for IPv6 address {} (ignored, as keepalived does)",
+                        vip.addr
+                    ),
+                );
+            }
+        }
+        vip
+    }
+
+    fn track_if(&mut self, l: &Node) -> Option<TrackInterface> {
+        let name = l.arg(0)?.to_string();
+        let weight = match l.arg(1) {
+            None => 0,
+            Some("weight") => {
+                let Some(w) = l.arg(2) else {
+                    self.errors.push(
+                        &l.span,
+                        format!("track_interface {name}: weight needs a value (-253..=253)"),
+                    );
+                    return None;
+                };
+                match w.parse::<i32>() {
+                    // keepalived still maps the old +/-254 to +/-253.
+                    Ok(254) => 253,
+                    Ok(-254) => -253,
+                    Ok(x) if (-253..=253).contains(&x) => x,
+                    _ => {
+                        self.errors.push(
+                            &l.span,
+                            format!(
+                                "track_interface {name}: invalid weight {w:?}: expected -253..=253"
+                            ),
+                        );
+                        return None;
+                    }
+                }
+            }
+            Some(o) => {
+                self.errors.push(
+                    &l.span,
+                    format!("track_interface {name}: unknown option {o:?}: expected weight N"),
+                );
+                return None;
+            }
+        };
+        match l.arg(3) {
+            None => {}
+            Some("reverse") => self.warn(
+                &l.span,
+                "track_interface option reverse is not supported yet (ignored)",
+            ),
+            Some(o) => {
+                self.errors.push(
+                    &l.span,
+                    format!("track_interface {name}: unknown option {o:?}: expected reverse"),
+                );
+                return None;
+            }
+        }
+        Some(TrackInterface { name, weight })
+    }
+
+    fn authentication(&mut self, n: &Node, r: &mut RawInstance) {
+        let Some(lines) = self.block(n) else { return };
+        r.auth_span = Some(n.span.clone());
+        for l in lines {
+            match l.keyword() {
+                "auth_type" => {
+                    if let Some(v) = self.arg1(l, "PASS or AH") {
+                        if v == "PASS" || v == "AH" {
+                            r.auth_type = Some((v.to_string(), l.span.clone()));
+                        } else {
+                            self.errors.push(&l.span, format!("auth_type: unknown authentication type {v:?}: expected PASS or AH"));
+                        }
+                    }
+                }
+                "auth_pass" => {
+                    if let Some(v) = self.arg1(l, "a password") {
+                        let mut p = v.to_string();
+                        // keepalived keeps the first 8 bytes (the RFC 3768 field size).
+                        if p.len() > 8 {
+                            let mut cut = 8;
+                            while !p.is_char_boundary(cut) {
+                                cut -= 1;
+                            }
+                            p.truncate(cut);
+                            self.warn(&l.span, format!("auth_pass is longer than 8 bytes; truncated to {p:?} as keepalived does"));
+                        }
+                        r.auth_pass = Some(p);
+                    }
+                }
+                _ => self.unsupported(l),
+            }
+        }
+    }
+
+    fn finish(&mut self, r: RawInstance) {
+        let g = self.cfg.global.clone();
+        let Some(interface) = r.interface else {
+            self.errors.push(
+                &r.span,
+                format!(
+                    "vrrp_instance {}: missing interface (lbd needs one, also in unicast mode)",
+                    r.name
+                ),
+            );
+            return;
+        };
+        let Some(vrid) = r.vrid else {
+            self.errors.push(
+                &r.span,
+                format!("vrrp_instance {}: missing virtual_router_id", r.name),
+            );
+            return;
+        };
+        let auth = match (r.auth_type, r.auth_pass) {
+            (None, None) => None,
+            (Some((t, _)), Some(p)) if t == "AH" => Some(Auth::Ah(p)),
+            (Some(_), Some(p)) => Some(Auth::Pass(p)),
+            (Some((_, sp)), None) => {
+                self.errors.push(
+                    &sp,
+                    format!("vrrp_instance {}: authentication without auth_pass", r.name),
+                );
+                None
+            }
+            (None, Some(_)) => {
+                let sp = r.auth_span.unwrap_or(r.span.clone());
+                self.errors.push(
+                    &sp,
+                    format!("vrrp_instance {}: auth_pass without auth_type", r.name),
+                );
+                None
+            }
+        };
+        let state = r.state.as_ref().map(|s| s.0);
+        // vrrp_complete_instance: priority from state, then state from priority.
+        let priority = r
+            .priority
+            .unwrap_or(if state == Some(InitialState::Master) {
+                255
+            } else {
+                100
+            });
+        let initial = state.unwrap_or(if priority == 255 {
+            InitialState::Master
+        } else {
+            InitialState::Backup
+        });
+        let mut preempt = !r.nopreempt;
+        let mut preempt_delay = r.preempt_delay.unwrap_or(Duration::ZERO);
+        if !preempt && priority == 255 {
+            self.warn(&r.span, format!("vrrp_instance {}: nopreempt is incompatible with priority 255; preempting as keepalived does", r.name));
+            preempt = true;
+        }
+        if initial == InitialState::Master {
+            if !preempt {
+                self.warn(&r.span, format!("vrrp_instance {}: nopreempt does not work with state MASTER; cleared as keepalived does", r.name));
+                preempt = true;
+            }
+            if !preempt_delay.is_zero() {
+                self.warn(&r.span, format!("vrrp_instance {}: preempt_delay does not work with state MASTER; cleared as keepalived does", r.name));
+                preempt_delay = Duration::ZERO;
+            }
+        }
+        if !preempt && !preempt_delay.is_zero() {
+            self.warn(&r.span, format!("vrrp_instance {}: preempt_delay is incompatible with nopreempt; cleared as keepalived does", r.name));
+            preempt_delay = Duration::ZERO;
+        }
+        let mut inst = VrrpInstance {
+            name: r.name,
+            span: r.span,
+            interface,
+            vrid,
+            priority,
+            advert_int: r.advert_int.unwrap_or(Duration::from_secs(1)),
+            version: VrrpVersion::V2,
+            initial,
+            preempt,
+            preempt_delay,
+            // keepalived: accept unless strict, and always for the address owner.
+            accept: r.accept.unwrap_or(priority == 255 || !g.strict),
+            auth,
+            vips: r.vips,
+            excluded_vips: r.excluded_vips,
+            unicast_src: r.unicast_src,
+            unicast_peers: r.unicast_peers,
+            track_interfaces: r.track_interfaces,
+            dont_track_primary: r.dont_track_primary,
+            garp: Garp {
+                master_delay: r.garp_delay.unwrap_or(g.garp.master_delay),
+                master_repeat: r.garp_repeat.unwrap_or(g.garp.master_repeat),
+                master_refresh: r.garp_refresh.unwrap_or(g.garp.master_refresh),
+                master_refresh_repeat: r
+                    .garp_refresh_repeat
+                    .unwrap_or(g.garp.master_refresh_repeat),
+            },
+            mcast_src: r.mcast_src,
+            use_vmac: None,
+            v3_checksum_as_v2: r.v3_checksum_as_v2.unwrap_or(g.v3_checksum_as_v2),
+        };
+        // IPv6 instances always run v3 unless told otherwise (validate rejects an explicit v2).
+        inst.version = r.version.unwrap_or(if inst.is_ipv6() {
+            VrrpVersion::V3
+        } else {
+            g.vrrp_version
+        });
+        inst.use_vmac = r
+            .use_vmac
+            .map(|n| n.unwrap_or_else(|| format!("vrrp.{vrid}")));
+        self.cfg.instances.push(inst);
+    }
+}
+
+fn is_supported_instance_kw(kw: &str) -> bool {
+    matches!(
+        kw,
+        "state"
+            | "interface"
+            | "virtual_router_id"
+            | "priority"
+            | "advert_int"
+            | "version"
+            | "nopreempt"
+            | "preempt"
+            | "preempt_delay"
+            | "accept"
+            | "no_accept"
+            | "unicast_src_ip"
+            | "mcast_src_ip"
+            | "dont_track_primary"
+            | "garp_master_delay"
+            | "garp_master_refresh"
+            | "garp_master_repeat"
+            | "garp_master_refresh_repeat"
+            | "use_vmac"
+            | "v3_checksum_as_v2"
+    )
+}
+
+fn is_supported_global_kw(kw: &str) -> bool {
+    matches!(
+        kw,
+        "router_id"
+            | "vrrp_version"
+            | "vrrp_mcast_group4"
+            | "vrrp_mcast_group6"
+            | "vrrp_garp_master_delay"
+            | "vrrp_garp_master_repeat"
+            | "vrrp_garp_master_refresh"
+            | "vrrp_garp_master_refresh_repeat"
+            | "vrrp_garp_interval"
+            | "vrrp_gna_interval"
+            | "vrrp_strict"
+            | "vrrp_skip_check_adv_addr"
+            | "vrrp_check_unicast_src"
+            | "v3_checksum_as_v2"
+    )
+}

@@ -1,0 +1,162 @@
+//! keepalived semantics that the fixtures do not pin down one by one.
+#![allow(clippy::expect_used)] // a failed expectation is the test failing
+
+use std::net::IpAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use lbd_config::*;
+
+fn ka(text: &str) -> Loaded {
+    match parse_keepalived_str(text, Path::new("test.conf")) {
+        Ok(l) => l,
+        Err(e) => panic!("should parse:\n{e}"),
+    }
+}
+
+fn ka_err(text: &str) -> ConfigError {
+    match parse_keepalived_str(text, Path::new("test.conf")) {
+        Ok(_) => panic!("should fail"),
+        Err(e) => e,
+    }
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().expect("test ip")
+}
+
+#[test]
+fn defaults_follow_keepalived() {
+    let l = ka("vrrp_instance A {\n interface eth0\n virtual_router_id 5\n virtual_ipaddress { 10.0.0.1 }\n}\n");
+    let i = &l.config.instances[0];
+    assert_eq!(i.priority, 100);
+    assert_eq!(i.initial, InitialState::Backup);
+    assert_eq!(i.advert_int, Duration::from_secs(1));
+    assert_eq!(i.version, VrrpVersion::V2);
+    assert!(i.preempt);
+    assert!(i.accept);
+    assert_eq!(i.garp, Garp::default());
+    assert_eq!(i.garp.master_delay, Duration::from_secs(5));
+    assert_eq!(i.garp.master_repeat, 5);
+    assert_eq!(i.vips[0].prefix, 32);
+    assert_eq!(i.vips[0].span.line, 4);
+    assert!(l.warnings.is_empty());
+}
+
+#[test]
+fn master_without_priority_is_owner() {
+    let l = ka("vrrp_instance A {\n state MASTER\n interface eth0\n virtual_router_id 5\n}\n");
+    assert_eq!(l.config.instances[0].priority, 255);
+    let l = ka("vrrp_instance A {\n priority 255\n interface eth0\n virtual_router_id 5\n}\n");
+    assert_eq!(l.config.instances[0].initial, InitialState::Master);
+}
+
+#[test]
+fn strict_turns_accept_off_and_refuses_unicast() {
+    let l = ka("global_defs { vrrp_strict }\nvrrp_instance A {\n interface eth0\n virtual_router_id 5\n}\n");
+    assert!(l.config.global.strict);
+    assert!(!l.config.instances[0].accept);
+    let e = ka_err("global_defs { vrrp_strict }\nvrrp_instance A {\n interface eth0\n virtual_router_id 5\n unicast_peer { 10.0.0.2 }\n}\n");
+    assert!(
+        e.to_string().contains("vrrp_strict does not allow unicast"),
+        "{e}"
+    );
+}
+
+#[test]
+fn ipv6_instance_defaults_to_v3_and_global_checksum_is_inherited() {
+    let l = ka("global_defs { v3_checksum_as_v2 }\nvrrp_instance A {\n interface eth0\n virtual_router_id 5\n virtual_ipaddress { fe80::1/64 }\n}\nvrrp_instance B {\n interface eth0\n virtual_router_id 5\n version 3\n}\n");
+    let (a, b) = (&l.config.instances[0], &l.config.instances[1]);
+    assert_eq!(a.version, VrrpVersion::V3);
+    assert!(a.is_ipv6() && !b.is_ipv6());
+    assert!(a.v3_checksum_as_v2 && b.v3_checksum_as_v2);
+}
+
+#[test]
+fn unsupported_keywords_warn_with_their_line() {
+    let l = ka("global_defs {\n router_id x\n lvs_flush\n}\nvrrp_script s {\n script \"/bin/true\"\n}\nvrrp_instance A {\n interface eth0\n virtual_router_id 5\n notify_master /x\n track_script {\n s\n }\n}\n");
+    let lines: Vec<(usize, &str)> = l
+        .warnings
+        .iter()
+        .map(|w| (w.span.line, w.message.as_str()))
+        .collect();
+    assert_eq!(
+        lines,
+        vec![
+            (3, "keyword lvs_flush is not supported yet (ignored)"),
+            (5, "keyword vrrp_script is not supported yet (ignored)"),
+            (11, "keyword notify_master is not supported yet (ignored)"),
+            (12, "keyword track_script is not supported yet (ignored)"),
+        ]
+    );
+}
+
+#[test]
+fn auth_pass_is_truncated_to_eight_bytes_like_keepalived() {
+    let l = ka("vrrp_instance A {\n interface eth0\n virtual_router_id 5\n authentication {\n auth_type PASS\n auth_pass 0123456789\n }\n}\n");
+    assert_eq!(
+        l.config.instances[0].auth,
+        Some(Auth::Pass("01234567".into()))
+    );
+    assert_eq!(l.warnings.len(), 1);
+}
+
+#[test]
+fn unicast_and_tracking() {
+    let l = ka("vrrp_instance A {\n interface eth0\n virtual_router_id 5\n unicast_src_ip 10.0.0.1\n unicast_peer {\n 10.0.0.2\n 10.0.0.3 min_ttl 2\n }\n track_interface {\n eth1 weight -20\n eth2 weight 254\n }\n}\n");
+    let i = &l.config.instances[0];
+    assert_eq!(i.unicast_src, Some(ip("10.0.0.1")));
+    assert_eq!(i.unicast_peers, vec![ip("10.0.0.2"), ip("10.0.0.3")]);
+    assert_eq!(
+        i.track_interfaces[0],
+        TrackInterface {
+            name: "eth1".into(),
+            weight: -20
+        }
+    );
+    assert_eq!(i.track_interfaces[1].weight, 253);
+    assert_eq!(l.warnings.len(), 1, "min_ttl warns");
+}
+
+#[test]
+fn all_errors_are_reported_in_order() {
+    let e = ka_err("vrrp_instance A {\n interface eth0\n virtual_router_id 0\n priority 256\n advert_int x\n}\n");
+    let lines: Vec<usize> = e.errors.iter().map(|d| d.span.line).collect();
+    assert_eq!(lines, vec![3, 4, 5, 1], "{e}");
+}
+
+#[test]
+fn nothing_panics_on_garbage() {
+    let samples = [
+        "",
+        "{",
+        "}",
+        "{{}}",
+        "\"",
+        "\\",
+        "vrrp_instance",
+        "vrrp_instance {",
+        "vrrp_instance A { virtual_ipaddress }",
+        "vrrp_instance A { virtual_ipaddress { / } }",
+        "include",
+        "include *",
+        "global_defs { vrrp_version }",
+        "vrrp_instance A { interface eth0 virtual_router_id 1 }",
+        "vrrp_sync_group { group }",
+        "\u{0}\u{ffff}",
+        "vrrp_instance A { track_interface { e weight } }",
+        "vrrp_instance A { advert_int 99999999999999999999 }",
+    ];
+    for s in samples {
+        let _ = parse_keepalived_str(s, Path::new("g.conf"));
+        let _ = parse_toml_str(s, Path::new("g.toml"));
+    }
+}
+
+#[test]
+fn toml_render_is_stable() {
+    let l = ka("vrrp_instance A {\n interface eth0\n virtual_router_id 5\n virtual_ipaddress { 10.0.0.1/24 dev eth0 label eth0:1 }\n}\n");
+    let t = to_toml(&l.config);
+    let back = parse_toml_str(&t, Path::new("x.toml")).expect("rendered TOML loads");
+    assert_eq!(to_toml(&back.config), t);
+}

@@ -1,0 +1,815 @@
+//! The VRRP node: owns every instance's state machine and wires it to the
+//! kernel edges (netlink, raw sockets, GARP). One task, one event loop: every
+//! state change passes through here in the order it happened.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv6Addr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use lbd_config::{Config, InitialState, VrrpInstance, VrrpVersion};
+use lbd_sys::GarpSender;
+use lbd_sys::{AddrSpec, LinkEvent, Netlink};
+use lbd_sys::{VrrpSocketV4, VrrpSocketV6};
+use lbd_vrrp::auth::{AhReplayState, AuthKey};
+use lbd_vrrp::codec;
+use lbd_vrrp::instance::{Action, GarpTiming, Input, Instance, InstanceConfig, State};
+use lbd_vrrp::sync_group::SyncGroup;
+use lbd_vrrp::{Advert, Version};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc;
+use tracing::{debug, error, info, warn};
+
+use crate::counters::Counters;
+
+const PROTO_VRRP: u8 = 112;
+const PROTO_AH: u8 = 51;
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+enum Family {
+    V4,
+    V6,
+}
+
+/// One socket per interface, family, protocol and receive options (instances
+/// with different checksum modes or unicast/multicast need their own).
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+struct SockKey {
+    ifname: String,
+    family: Family,
+    proto: u8,
+    unicast: bool,
+    v3_checksum_as_v2: bool,
+}
+
+#[derive(Clone)]
+enum Sock {
+    V4(Arc<VrrpSocketV4>),
+    V6(Arc<VrrpSocketV6>),
+}
+
+enum Ev {
+    Rx {
+        sock: usize,
+        result: Box<Result<codec::Parsed, codec::DecodeError>>,
+    },
+    RxError {
+        sock: usize,
+        error: String,
+    },
+    Link(LinkEvent),
+}
+
+struct Vip {
+    ifindex: u32,
+    ifname: String,
+    spec: AddrSpec,
+}
+
+struct Inst {
+    cfg: VrrpInstance,
+    fsm: Instance,
+    version: Version,
+    sock: usize,
+    primary: IpAddr,
+    dsts: Vec<IpAddr>,
+    advert_addrs: Vec<IpAddr>,
+    rx: codec::InstanceRx,
+    replay: AhReplayState,
+    tx: codec::TxOpts,
+    vips: Vec<Vip>,
+    group: Option<usize>,
+    last_tx_err: Option<String>,
+}
+
+struct Group {
+    name: String,
+    /// Member id (index here) -> instance index.
+    members: Vec<usize>,
+    sync: SyncGroup,
+}
+
+struct Node {
+    nl: Netlink,
+    socks: Vec<(SockKey, Sock)>,
+    insts: Vec<Inst>,
+    groups: Vec<Group>,
+    /// Link name -> usable (admin up and carrier).
+    links: HashMap<String, bool>,
+    macs: HashMap<u32, [u8; 6]>,
+    garp: HashMap<u32, Arc<GarpSender>>,
+    garp_interval: Duration,
+    gna_interval: Duration,
+    check_unicast_src: bool,
+    counters: Counters,
+}
+
+pub async fn run(config: Config) -> Result<()> {
+    let (nl, mut link_events) = Netlink::connect()
+        .await
+        .context("opening the netlink connection")?;
+    let (tx, mut rx) = mpsc::unbounded_channel::<Ev>();
+    let mut node = Node::build(nl, &config).await?;
+
+    for (i, (key, sock)) in node.socks.iter().enumerate() {
+        spawn_receiver(i, key.clone(), sock.clone(), tx.clone());
+    }
+    {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            while let Some(ev) = link_events.next().await {
+                if tx.send(Ev::Link(ev)).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+
+    let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+    let mut sigusr1 = signal(SignalKind::user_defined1()).context("installing SIGUSR1 handler")?;
+
+    node.start(Instant::now()).await;
+    info!("lbd running: {} vrrp instance(s)", node.insts.len());
+
+    loop {
+        let deadline = node.insts.iter().filter_map(|i| i.fsm.poll_timeout()).min();
+        let sleep = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            ev = rx.recv() => match ev {
+                Some(ev) => node.on_event(ev).await,
+                None => bail!("internal event channel closed"),
+            },
+            _ = sleep => {
+                let now = Instant::now();
+                for i in 0..node.insts.len() {
+                    node.insts[i].fsm.handle_timeout(now);
+                }
+            }
+            _ = sigterm.recv() => { info!("SIGTERM: stopping"); break; }
+            _ = sigint.recv() => { info!("SIGINT: stopping"); break; }
+            _ = sigusr1.recv() => info!("counters: {}", node.counters.render()),
+        }
+        node.run_actions().await;
+    }
+    node.stop().await;
+    info!("counters: {}", node.counters.render());
+    Ok(())
+}
+
+fn spawn_receiver(index: usize, key: SockKey, sock: Sock, tx: mpsc::UnboundedSender<Ev>) {
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 65536];
+        // RFC 5798 §7.1 requires TTL 255; keepalived does not insist on it
+        // for unicast peers, which may be routed.
+        let opts = codec::RxOpts {
+            v3_checksum_as_v2: key.v3_checksum_as_v2,
+            check_ttl: !key.unicast,
+        };
+        loop {
+            let got = match &sock {
+                Sock::V4(s) => s
+                    .recv(&mut buf)
+                    .await
+                    .map(|n| codec::parse_ipv4(buf.get(..n).unwrap_or_default(), &opts)),
+                Sock::V6(s) => s.recv(&mut buf).await.map(|r| {
+                    codec::parse_ipv6(
+                        buf.get(..r.len).unwrap_or_default(),
+                        r.src,
+                        r.dst,
+                        r.hop_limit,
+                        &opts,
+                    )
+                }),
+            };
+            let ev = match got {
+                Ok(result) => Ev::Rx {
+                    sock: index,
+                    result: Box::new(result),
+                },
+                Err(e) => Ev::RxError {
+                    sock: index,
+                    error: e.to_string(),
+                },
+            };
+            let failed = matches!(ev, Ev::RxError { .. });
+            if tx.send(ev).is_err() {
+                debug!("receiver for {key:?} stopping");
+                return;
+            }
+            if failed {
+                // A persistent socket error must not spin the loop.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    });
+}
+
+fn to_version(v: VrrpVersion) -> Version {
+    match v {
+        VrrpVersion::V2 => Version::V2,
+        VrrpVersion::V3 => Version::V3,
+    }
+}
+
+fn interval_cs(d: Duration) -> u16 {
+    u16::try_from(d.as_millis() / 10).unwrap_or(u16::MAX)
+}
+
+impl Node {
+    async fn build(nl: Netlink, config: &Config) -> Result<Node> {
+        let g = &config.global;
+        let mut node = Node {
+            nl,
+            socks: Vec::new(),
+            insts: Vec::new(),
+            groups: Vec::new(),
+            links: HashMap::new(),
+            macs: HashMap::new(),
+            garp: HashMap::new(),
+            garp_interval: g.garp_interval,
+            gna_interval: g.gna_interval,
+            check_unicast_src: g.check_unicast_src,
+            counters: Counters::default(),
+        };
+        for l in node.nl.links().await.context("listing links")? {
+            node.links.insert(l.name.clone(), l.up);
+            node.macs.insert(l.index, l.mac);
+        }
+        for cfg in &config.instances {
+            let inst = node
+                .build_instance(cfg, config)
+                .await
+                .with_context(|| format!("vrrp_instance {} ({})", cfg.name, cfg.span))?;
+            node.insts.push(inst);
+        }
+        for sg in &config.sync_groups {
+            let gi = node.groups.len();
+            let mut members = Vec::new();
+            for m in &sg.members {
+                let Some(i) = node.insts.iter().position(|x| &x.cfg.name == m) else {
+                    bail!("sync group {} ({}): unknown instance {m}", sg.name, sg.span);
+                };
+                node.insts[i].group = Some(gi);
+                members.push(i);
+            }
+            let sync = SyncGroup::new(members.len());
+            node.groups.push(Group {
+                name: sg.name.clone(),
+                members,
+                sync,
+            });
+        }
+        Ok(node)
+    }
+
+    async fn build_instance(&mut self, cfg: &VrrpInstance, config: &Config) -> Result<Inst> {
+        let g = &config.global;
+        let link = self
+            .nl
+            .link_by_name(&cfg.interface)
+            .await
+            .with_context(|| format!("interface {}", cfg.interface))?;
+        let family = if cfg.is_ipv6() {
+            Family::V6
+        } else {
+            Family::V4
+        };
+        let version = to_version(cfg.version);
+        let proto = match (&cfg.auth, version) {
+            (Some(lbd_config::Auth::Ah(_)), Version::V2) => PROTO_AH,
+            _ => PROTO_VRRP,
+        };
+        let unicast = !cfg.unicast_peers.is_empty();
+        let primary: IpAddr = match family {
+            Family::V4 => match cfg.unicast_src.or(cfg.mcast_src) {
+                Some(a) => a,
+                None => IpAddr::V4(self.nl.primary_ipv4(link.index).await?.ok_or_else(|| {
+                    anyhow!("{} has no IPv4 address to send adverts from", cfg.interface)
+                })?),
+            },
+            Family::V6 => match cfg.unicast_src.or(cfg.mcast_src) {
+                Some(a) => a,
+                None => IpAddr::V6(self.wait_link_local(link.index, &cfg.interface).await?),
+            },
+        };
+        let dsts: Vec<IpAddr> = if unicast {
+            cfg.unicast_peers.clone()
+        } else {
+            match family {
+                Family::V4 => vec![IpAddr::V4(g.mcast_group4)],
+                Family::V6 => vec![IpAddr::V6(g.mcast_group6)],
+            }
+        };
+        let key = SockKey {
+            ifname: cfg.interface.clone(),
+            family,
+            proto,
+            unicast,
+            v3_checksum_as_v2: cfg.v3_checksum_as_v2,
+        };
+        let sock = match self.socks.iter().position(|(k, _)| *k == key) {
+            Some(i) => i,
+            None => {
+                let s = match (family, primary) {
+                    (Family::V4, _) => {
+                        let group = (!unicast).then_some(g.mcast_group4);
+                        Sock::V4(Arc::new(VrrpSocketV4::open(
+                            &cfg.interface,
+                            link.index,
+                            proto,
+                            group,
+                        )?))
+                    }
+                    (Family::V6, IpAddr::V6(src)) => {
+                        let group = (!unicast).then_some(g.mcast_group6);
+                        Sock::V6(Arc::new(VrrpSocketV6::open(
+                            &cfg.interface,
+                            link.index,
+                            src,
+                            group,
+                        )?))
+                    }
+                    (Family::V6, IpAddr::V4(a)) => bail!("IPv6 instance with IPv4 source {a}"),
+                };
+                self.socks.push((key, s));
+                self.socks.len() - 1
+            }
+        };
+        let mut vips = Vec::new();
+        for v in cfg.vips.iter().chain(cfg.excluded_vips.iter()) {
+            let ifname = v.dev.clone().unwrap_or_else(|| cfg.interface.clone());
+            let l =
+                self.nl.link_by_name(&ifname).await.with_context(|| {
+                    format!("interface {ifname} of VIP {} ({})", v.addr, v.span)
+                })?;
+            if let std::collections::hash_map::Entry::Vacant(e) = self.garp.entry(l.index) {
+                e.insert(Arc::new(GarpSender::open(l.index, &ifname)?));
+            }
+            vips.push(Vip {
+                ifindex: l.index,
+                ifname,
+                spec: AddrSpec {
+                    addr: v.addr,
+                    prefix: v.prefix,
+                    label: v.label.clone(),
+                    scope: v.scope.map(scope_number),
+                    brd: v.brd,
+                },
+            });
+        }
+        let advert_addrs: Vec<IpAddr> = cfg
+            .vips
+            .iter()
+            .map(|v| v.addr)
+            .filter(|a| {
+                matches!(
+                    (family, a),
+                    (Family::V4, IpAddr::V4(_)) | (Family::V6, IpAddr::V6(_))
+                )
+            })
+            .collect();
+        let auth = cfg.auth.as_ref().map(|a| match a {
+            lbd_config::Auth::Pass(p) => AuthKey::pass(p.as_bytes()),
+            lbd_config::Auth::Ah(p) => AuthKey::ah(p.as_bytes()),
+        });
+        let rx = codec::InstanceRx {
+            version,
+            interval_cs: interval_cs(cfg.advert_int),
+            auth,
+            check_addrs: (!g.skip_check_adv_addr).then(|| advert_addrs.clone()),
+            own_addr: Some(primary),
+        };
+        let tx = codec::TxOpts {
+            auth,
+            v3_checksum_as_v2: cfg.v3_checksum_as_v2,
+            ..codec::TxOpts::default()
+        };
+        let fsm = Instance::new(InstanceConfig {
+            vrid: cfg.vrid,
+            version,
+            priority: cfg.priority,
+            advert_int: cfg.advert_int,
+            preempt: cfg.preempt,
+            preempt_delay: cfg.preempt_delay,
+            initial_master: cfg.initial == InitialState::Master,
+            primary_addr: primary,
+            garp: GarpTiming {
+                master_delay: cfg.garp.master_delay,
+                master_repeat: cfg.garp.master_repeat,
+                master_refresh: cfg.garp.master_refresh,
+                master_refresh_repeat: cfg.garp.master_refresh_repeat,
+            },
+        });
+        info!(
+            "VRRP_Instance({}) on {} vrid {} {:?} {:?} priority {} source {} to {:?}",
+            cfg.name, cfg.interface, cfg.vrid, version, family, cfg.priority, primary, dsts
+        );
+        Ok(Inst {
+            cfg: cfg.clone(),
+            fsm,
+            version,
+            sock,
+            primary,
+            dsts,
+            advert_addrs,
+            rx,
+            replay: AhReplayState::new(),
+            tx,
+            vips,
+            group: None,
+            last_tx_err: None,
+        })
+    }
+
+    /// A fresh link-local address is tentative until DAD completes; wait a
+    /// bounded time for it rather than failing at boot.
+    async fn wait_link_local(&self, index: u32, ifname: &str) -> Result<Ipv6Addr> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(a) = self.nl.link_local_ipv6(index).await? {
+                return Ok(a);
+            }
+            if Instant::now() > deadline {
+                bail!("{ifname} has no IPv6 link-local address to send adverts from");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn link_up(&self, name: &str) -> bool {
+        self.links.get(name).copied().unwrap_or(false)
+    }
+
+    /// Fault and priority adjustment from tracked interfaces (keepalived
+    /// track_interface: weight 0 = fault; negative weight applies while
+    /// down, positive while up).
+    fn tracking(&self, i: usize) -> (bool, i32) {
+        let cfg = &self.insts[i].cfg;
+        let mut fault = !cfg.dont_track_primary && !self.link_up(&cfg.interface);
+        let mut adj = 0;
+        for t in &cfg.track_interfaces {
+            let up = self.link_up(&t.name);
+            match t.weight {
+                0 if !up => fault = true,
+                w if w < 0 && !up => adj += w,
+                w if w > 0 && up => adj += w,
+                _ => {}
+            }
+        }
+        (fault, adj)
+    }
+
+    async fn start(&mut self, now: Instant) {
+        // A previous lbd killed with SIGKILL may have left VIPs behind: a
+        // node that is not master must not hold them.
+        for i in 0..self.insts.len() {
+            self.remove_vips(i, true).await;
+            let (fault, adj) = self.tracking(i);
+            self.insts[i].fsm.handle(now, Input::PriorityAdjust(adj));
+            if fault {
+                self.set_fault(now, i, true);
+            }
+            self.insts[i].fsm.handle(now, Input::Startup);
+        }
+        self.run_actions().await;
+    }
+
+    async fn stop(&mut self) {
+        let now = Instant::now();
+        for i in 0..self.insts.len() {
+            self.insts[i].fsm.handle(now, Input::Shutdown);
+        }
+        self.run_actions().await;
+        for i in 0..self.insts.len() {
+            self.remove_vips(i, true).await;
+        }
+    }
+
+    async fn on_event(&mut self, ev: Ev) {
+        let now = Instant::now();
+        match ev {
+            Ev::Rx { sock, result } => self.on_advert(now, sock, *result),
+            Ev::RxError { sock, error } => {
+                let name = self
+                    .socks
+                    .get(sock)
+                    .map(|(k, _)| k.ifname.clone())
+                    .unwrap_or_default();
+                warn!("receive on {name}: {error}");
+                self.counters.bump("rx_error");
+            }
+            Ev::Link(LinkEvent::Changed(l)) => {
+                self.macs.insert(l.index, l.mac);
+                let before = self.links.insert(l.name.clone(), l.up);
+                if before != Some(l.up) {
+                    info!("link {} is {}", l.name, if l.up { "up" } else { "down" });
+                    self.retrack(now, &l.name);
+                }
+            }
+            Ev::Link(LinkEvent::Removed { name, .. }) => {
+                info!("link {name} removed");
+                self.links.insert(name.clone(), false);
+                self.retrack(now, &name);
+            }
+        }
+    }
+
+    fn retrack(&mut self, now: Instant, link: &str) {
+        for i in 0..self.insts.len() {
+            let cfg = &self.insts[i].cfg;
+            let concerned =
+                cfg.interface == link || cfg.track_interfaces.iter().any(|t| t.name == link);
+            if !concerned {
+                continue;
+            }
+            let (fault, adj) = self.tracking(i);
+            self.insts[i].fsm.handle(now, Input::PriorityAdjust(adj));
+            self.set_fault(now, i, fault);
+        }
+    }
+
+    /// A member of a sync group reports its fault to the group, which
+    /// decides for all members (keepalived vrrp_sync.c semantics).
+    fn set_fault(&mut self, now: Instant, i: usize, fault: bool) {
+        match self.insts[i].group {
+            None => self.insts[i].fsm.handle(now, Input::Fault(fault)),
+            Some(g) => {
+                let Some(mid) = self.groups[g].members.iter().position(|&m| m == i) else {
+                    return;
+                };
+                let inputs = self.groups[g].sync.on_fault(mid, fault);
+                self.apply_group_inputs(now, g, inputs);
+            }
+        }
+    }
+
+    fn apply_group_inputs(&mut self, now: Instant, g: usize, inputs: Vec<(usize, Input)>) {
+        for (mid, input) in inputs {
+            let Some(&m) = self.groups[g].members.get(mid) else {
+                continue;
+            };
+            debug!(
+                "sync group {}: {:?} to {}",
+                self.groups[g].name, input, self.insts[m].cfg.name
+            );
+            self.insts[m].fsm.handle(now, input);
+        }
+    }
+
+    fn drop_advert(&mut self, iface: &str, e: &codec::DecodeError) {
+        let reason = e.reason.as_str();
+        self.counters.bump(&format!("drop_{reason}"));
+        // The format is stable: tests and operators grep it.
+        match e.vrid {
+            Some(v) => debug!("drop iface={iface} vrid={v} reason={reason}: {e}"),
+            None => debug!("drop iface={iface} vrid=- reason={reason}: {e}"),
+        }
+    }
+
+    fn on_advert(
+        &mut self,
+        now: Instant,
+        sock: usize,
+        result: Result<codec::Parsed, codec::DecodeError>,
+    ) {
+        let iface = self
+            .socks
+            .get(sock)
+            .map(|(k, _)| k.ifname.clone())
+            .unwrap_or_default();
+        let parsed = match result {
+            Ok(p) => p,
+            Err(e) => return self.drop_advert(&iface, &e),
+        };
+        let vrid = parsed.advert.vrid;
+        let Some(i) = self
+            .insts
+            .iter()
+            .position(|x| x.sock == sock && x.cfg.vrid == vrid)
+        else {
+            return self.drop_advert(&iface, &codec::DecodeError::unknown_vrid(vrid));
+        };
+        let inst = &mut self.insts[i];
+        let foreign_peer = self.check_unicast_src
+            && !inst.cfg.unicast_peers.is_empty()
+            && !inst.cfg.unicast_peers.contains(&parsed.src);
+        if foreign_peer {
+            // keepalived vrrp_check_unicast_src; counted as an address-list mismatch.
+            let e = codec::DecodeError::new(
+                Some(vrid),
+                codec::DropReason::AddrList,
+                format!("{} is not a configured unicast peer", parsed.src),
+            );
+            return self.drop_advert(&iface, &e);
+        }
+        if let Err(e) = codec::validate(&parsed, &inst.rx, &mut inst.replay) {
+            return self.drop_advert(&iface, &e);
+        }
+        self.counters.bump("rx_advert");
+        let a = &parsed.advert;
+        inst.fsm.handle(
+            now,
+            Input::Advert {
+                src: parsed.src,
+                priority: a.priority,
+                interval_cs: a.interval_cs,
+            },
+        );
+    }
+
+    /// Drains every instance's actions, in order, until all are quiet
+    /// (sync-group propagation can create more).
+    async fn run_actions(&mut self) {
+        loop {
+            let mut any = false;
+            for i in 0..self.insts.len() {
+                while let Some(a) = self.insts[i].fsm.poll_action() {
+                    any = true;
+                    self.execute(i, a).await;
+                }
+            }
+            if !any {
+                break;
+            }
+        }
+    }
+
+    async fn execute(&mut self, i: usize, action: Action) {
+        match action {
+            Action::SendAdvert { priority } => self.send_advert(i, priority).await,
+            Action::AddVips => self.add_vips(i).await,
+            Action::RemoveVips => self.remove_vips(i, false).await,
+            Action::SendGarp { count } => self.send_garp(i, count),
+            Action::StateChange { from, to, reason } => {
+                let inst = &self.insts[i];
+                info!(
+                    "VRRP_Instance({}) {:?} -> {:?} ({:?}) priority {}",
+                    inst.cfg.name,
+                    from,
+                    to,
+                    reason,
+                    inst.fsm.effective_priority()
+                );
+                self.counters.bump(&format!("state_{to:?}").to_lowercase());
+                self.propagate_sync(i, to);
+            }
+        }
+    }
+
+    /// keepalived vrrp_sync_group: members move together.
+    fn propagate_sync(&mut self, i: usize, to: State) {
+        let Some(g) = self.insts[i].group else { return };
+        let Some(mid) = self.groups[g].members.iter().position(|&m| m == i) else {
+            return;
+        };
+        let inputs = self.groups[g].sync.on_state_change(mid, to);
+        self.apply_group_inputs(Instant::now(), g, inputs);
+    }
+
+    async fn send_advert(&mut self, i: usize, priority: u8) {
+        let inst = &mut self.insts[i];
+        let advert = Advert {
+            version: inst.version,
+            vrid: inst.cfg.vrid,
+            priority,
+            interval_cs: interval_cs(inst.cfg.advert_int),
+            addrs: inst.advert_addrs.clone(),
+        };
+        let Some((_, sock)) = self.socks.get(inst.sock) else {
+            return;
+        };
+        let mut err = None;
+        for dst in &inst.dsts {
+            let r = match (sock, inst.primary, dst) {
+                (Sock::V4(s), IpAddr::V4(src), IpAddr::V4(d)) => {
+                    if inst
+                        .tx
+                        .auth
+                        .as_ref()
+                        .is_some_and(|a| matches!(a, AuthKey::Ah(_)))
+                    {
+                        // Above anything accepted: keepalived shares one counter (see auth.rs).
+                        inst.tx.ah_seq = inst.replay.next_tx_seq();
+                    }
+                    inst.tx.ip_id = inst.tx.ip_id.wrapping_add(1);
+                    let pkt = codec::encode_ipv4(src, *d, &advert, &inst.tx);
+                    s.send(&pkt, *d).await.map_err(|e| e.to_string())
+                }
+                (Sock::V6(s), IpAddr::V6(src), IpAddr::V6(d)) => {
+                    let pkt = codec::encode_ipv6(src, *d, &advert);
+                    s.send(&pkt, *d).await.map_err(|e| e.to_string())
+                }
+                _ => Err(format!("address family mismatch sending to {dst}")),
+            };
+            if let Err(e) = r {
+                err = Some(e);
+            }
+        }
+        match err {
+            Some(e) => {
+                self.counters.bump("tx_error");
+                // Log a failure once, not at every advert interval.
+                if inst.last_tx_err.as_deref() != Some(e.as_str()) {
+                    warn!("VRRP_Instance({}) sending advert: {e}", inst.cfg.name);
+                    inst.last_tx_err = Some(e);
+                }
+            }
+            None => {
+                self.counters.bump("tx_advert");
+                inst.last_tx_err = None;
+            }
+        }
+    }
+
+    async fn add_vips(&mut self, i: usize) {
+        for v in &self.insts[i].vips {
+            match self.nl.addr_add(v.ifindex, &v.spec).await {
+                Ok(()) => debug!(
+                    "VIP {}/{} added on {}",
+                    v.spec.addr, v.spec.prefix, v.ifname
+                ),
+                Err(e) => error!("VRRP_Instance({}): {e}", self.insts[i].cfg.name),
+            }
+        }
+    }
+
+    async fn remove_vips(&mut self, i: usize, quiet: bool) {
+        for v in &self.insts[i].vips {
+            if let Err(e) = self
+                .nl
+                .addr_del(v.ifindex, v.spec.addr, v.spec.prefix)
+                .await
+            {
+                if !quiet {
+                    error!("VRRP_Instance({}): {e}", self.insts[i].cfg.name);
+                }
+            }
+        }
+    }
+
+    fn send_garp(&mut self, i: usize, count: u32) {
+        let mut jobs = Vec::new();
+        for v in &self.insts[i].vips {
+            let (Some(s), Some(mac)) = (self.garp.get(&v.ifindex), self.macs.get(&v.ifindex))
+            else {
+                continue;
+            };
+            jobs.push((s.clone(), *mac, v.spec.addr, v.ifname.clone()));
+        }
+        let (garp_iv, gna_iv) = (self.garp_interval, self.gna_interval);
+        let name = self.insts[i].cfg.name.clone();
+        let send = move |s: &GarpSender, mac: [u8; 6], addr: IpAddr| match addr {
+            IpAddr::V4(a) => s.send_garp(mac, a),
+            IpAddr::V6(a) => s.send_unsolicited_na(mac, a),
+        };
+        if garp_iv.is_zero() && gna_iv.is_zero() {
+            for _ in 0..count {
+                for (s, mac, addr, ifname) in &jobs {
+                    if let Err(e) = send(s, *mac, *addr) {
+                        warn!(
+                            "VRRP_Instance({name}) gratuitous ARP/NA for {addr} on {ifname}: {e}"
+                        );
+                    }
+                }
+            }
+            self.counters.bump("garp_burst");
+            return;
+        }
+        // Spaced bursts run beside the loop so adverts stay on time.
+        tokio::spawn(async move {
+            for _ in 0..count {
+                for (s, mac, addr, ifname) in &jobs {
+                    if let Err(e) = send(s, *mac, *addr) {
+                        warn!(
+                            "VRRP_Instance({name}) gratuitous ARP/NA for {addr} on {ifname}: {e}"
+                        );
+                    }
+                    let iv = if addr.is_ipv4() { garp_iv } else { gna_iv };
+                    if !iv.is_zero() {
+                        tokio::time::sleep(iv).await;
+                    }
+                }
+            }
+        });
+        self.counters.bump("garp_burst");
+    }
+}
+
+fn scope_number(s: lbd_config::Scope) -> u8 {
+    // rtnetlink scope values from linux/rtnetlink.h (enum rt_scope_t).
+    match s {
+        lbd_config::Scope::Global => 0,
+        lbd_config::Scope::Site => 200,
+        lbd_config::Scope::Link => 253,
+        lbd_config::Scope::Host => 254,
+        lbd_config::Scope::Nowhere => 255,
+        lbd_config::Scope::Other(n) => n,
+    }
+}

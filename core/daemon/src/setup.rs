@@ -1,0 +1,28 @@
+//! Finding and loading the configuration.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, Result};
+
+const DEFAULT_TOML: &str = "/etc/lb/lbd.toml";
+const DEFAULT_KEEPALIVED: &str = "/etc/keepalived/keepalived.conf";
+
+pub fn config_path(given: Option<&Path>) -> Result<PathBuf> {
+    if let Some(p) = given {
+        return Ok(p.to_path_buf());
+    }
+    for p in [DEFAULT_TOML, DEFAULT_KEEPALIVED] {
+        if Path::new(p).exists() {
+            return Ok(PathBuf::from(p));
+        }
+    }
+    Err(anyhow!(
+        "no configuration: give -f FILE (looked for {DEFAULT_TOML} and {DEFAULT_KEEPALIVED})"
+    ))
+}
+
+/// Loads and validates; on any error nothing is applied and every finding is
+/// reported with its file:line.
+pub fn load_config(path: &Path) -> Result<lbd_config::Loaded> {
+    lbd_config::load(path).map_err(|e| anyhow!("configuration rejected:\n{e}"))
+}
