@@ -103,6 +103,8 @@ struct Node {
     gna_interval: Duration,
     check_unicast_src: bool,
     counters: Counters,
+    /// nftables drop rules are installed for no_accept VIPs.
+    no_accept_installed: bool,
 }
 
 pub async fn run(config: Config) -> Result<()> {
@@ -130,7 +132,10 @@ pub async fn run(config: Config) -> Result<()> {
     let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
     let mut sigusr1 = signal(SignalKind::user_defined1()).context("installing SIGUSR1 handler")?;
 
+    node.install_no_accept()?;
     node.start(Instant::now()).await;
+    let mut resync = tokio::time::interval(Duration::from_secs(5));
+    resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     info!("lbd running: {} vrrp instance(s)", node.insts.len());
 
     loop {
@@ -155,6 +160,7 @@ pub async fn run(config: Config) -> Result<()> {
             _ = sigterm.recv() => { info!("SIGTERM: stopping"); break; }
             _ = sigint.recv() => { info!("SIGINT: stopping"); break; }
             _ = sigusr1.recv() => info!("counters: {}", node.counters.render()),
+            _ = resync.tick() => node.resync_links(Instant::now()).await,
         }
         node.run_actions().await;
     }
@@ -237,6 +243,7 @@ impl Node {
             gna_interval: g.gna_interval,
             check_unicast_src: g.check_unicast_src,
             counters: Counters::default(),
+            no_accept_installed: false,
         };
         for l in node.nl.links().await.context("listing links")? {
             node.links.insert(l.name.clone(), l.up);
@@ -466,6 +473,49 @@ impl Node {
         (fault, adj)
     }
 
+    /// RFC 5798 §6.1: without Accept_Mode a non-owner master must not accept
+    /// traffic to the VIPs. The rules stay for the life of lbd; while not
+    /// master the VIPs are not local, so they drop nothing then.
+    fn install_no_accept(&mut self) -> Result<()> {
+        let addrs: Vec<IpAddr> = self
+            .insts
+            .iter()
+            .filter(|i| !i.cfg.accept && i.cfg.priority != 255)
+            .flat_map(|i| i.vips.iter().map(|v| v.spec.addr))
+            .collect();
+        if addrs.is_empty() {
+            return Ok(());
+        }
+        lbd_sys::firewall::apply_no_accept(&addrs)?;
+        self.no_accept_installed = true;
+        info!(
+            "no_accept: dropping traffic to {} VIP(s) (nftables table inet {})",
+            addrs.len(),
+            lbd_sys::firewall::TABLE
+        );
+        Ok(())
+    }
+
+    /// Netlink events can be lost (ENOBUFS): re-read link state now and
+    /// then and act on any difference.
+    async fn resync_links(&mut self, now: Instant) {
+        let links = match self.nl.links().await {
+            Ok(l) => l,
+            Err(e) => return warn!("re-reading links: {e}"),
+        };
+        for l in links {
+            self.macs.insert(l.index, l.mac);
+            if self.links.insert(l.name.clone(), l.up) != Some(l.up) {
+                info!(
+                    "link {} is {} (resync)",
+                    l.name,
+                    if l.up { "up" } else { "down" }
+                );
+                self.retrack(now, &l.name);
+            }
+        }
+    }
+
     async fn start(&mut self, now: Instant) {
         // A previous lbd killed with SIGKILL may have left VIPs behind: a
         // node that is not master must not hold them.
@@ -489,6 +539,11 @@ impl Node {
         self.run_actions().await;
         for i in 0..self.insts.len() {
             self.remove_vips(i, true).await;
+        }
+        if self.no_accept_installed {
+            if let Err(e) = lbd_sys::firewall::remove_no_accept() {
+                warn!("{e}");
+            }
         }
     }
 

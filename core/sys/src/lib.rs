@@ -6,6 +6,7 @@
 
 mod caps;
 mod error;
+pub mod firewall;
 mod garp;
 mod netlink;
 mod sockopt;
