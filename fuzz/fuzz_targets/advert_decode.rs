@@ -42,6 +42,7 @@ fuzz_target!(|data: &[u8]| {
     let opts = RxOpts {
         v3_checksum_as_v2: sel & 1 != 0,
         check_ttl: sel & 2 != 0,
+        old_unicast_checksum_group: (sel & 8 != 0).then_some(lbd_vrrp::codec::MCAST_V4),
     };
     let insts = instances();
 
@@ -60,6 +61,7 @@ fuzz_target!(|data: &[u8]| {
             let tx = TxOpts {
                 auth,
                 v3_checksum_as_v2: opts.v3_checksum_as_v2,
+                checksum_dst: p.old_unicast_checksum.then_some(lbd_vrrp::codec::MCAST_V4),
                 ..TxOpts::default()
             };
             let again = parse_ipv4(&encode_ipv4(src, dst, &p.advert, &tx), &opts);

@@ -91,6 +91,7 @@ struct RawInstance {
     mcast_src: Option<IpAddr>,
     use_vmac: Option<Option<String>>,
     v3_checksum_as_v2: Option<bool>,
+    old_unicast_checksum: OldUnicastChecksum,
 }
 
 fn unsupported_msg(kw: &str) -> String {
@@ -554,6 +555,14 @@ impl Ka {
                     r.v3_checksum_as_v2 = Some(b);
                 }
             }
+            "old_unicast_checksum" => match n.arg(1) {
+                None => r.old_unicast_checksum = OldUnicastChecksum::Always,
+                Some("never") => r.old_unicast_checksum = OldUnicastChecksum::Never,
+                Some(o) => self.errors.push(
+                    &n.span,
+                    format!("old_unicast_checksum: expected nothing or \"never\", got {o:?}"),
+                ),
+            },
             _ => self.unsupported(n),
         }
     }
@@ -775,6 +784,7 @@ impl Ka {
             mcast_src: r.mcast_src,
             use_vmac: None,
             v3_checksum_as_v2: r.v3_checksum_as_v2.unwrap_or(g.v3_checksum_as_v2),
+            old_unicast_checksum: r.old_unicast_checksum,
         };
         // IPv6 instances always run v3 unless told otherwise (validate rejects an explicit v2).
         inst.version = r.version.unwrap_or(if inst.is_ipv6() {
@@ -812,6 +822,7 @@ fn is_supported_instance_kw(kw: &str) -> bool {
             | "garp_master_refresh_repeat"
             | "use_vmac"
             | "v3_checksum_as_v2"
+            | "old_unicast_checksum"
     )
 }
 

@@ -96,6 +96,15 @@ struct InstanceT {
     mcast_src: Option<IpAddr>,
     use_vmac: Option<String>,
     v3_checksum_as_v2: Option<bool>,
+    old_unicast_checksum: Option<OldUnicastChecksumT>,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum OldUnicastChecksumT {
+    Auto,
+    Always,
+    Never,
 }
 
 #[derive(Deserialize)]
@@ -394,6 +403,11 @@ pub(crate) fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
             mcast_src: it.mcast_src,
             use_vmac: it.use_vmac,
             v3_checksum_as_v2: it.v3_checksum_as_v2.unwrap_or(g.v3_checksum_as_v2),
+            old_unicast_checksum: match it.old_unicast_checksum {
+                None | Some(OldUnicastChecksumT::Auto) => OldUnicastChecksum::Auto,
+                Some(OldUnicastChecksumT::Always) => OldUnicastChecksum::Always,
+                Some(OldUnicastChecksumT::Never) => OldUnicastChecksum::Never,
+            },
         };
         inst.version = it.version.map_or(
             if inst.is_ipv6() {
@@ -550,6 +564,15 @@ pub fn to_toml(cfg: &Config) -> String {
         }
         if i.v3_checksum_as_v2 != g.v3_checksum_as_v2 {
             let _ = writeln!(o, "v3_checksum_as_v2 = {}", i.v3_checksum_as_v2);
+        }
+        match i.old_unicast_checksum {
+            OldUnicastChecksum::Auto => {}
+            OldUnicastChecksum::Always => {
+                let _ = writeln!(o, "old_unicast_checksum = \"always\"");
+            }
+            OldUnicastChecksum::Never => {
+                let _ = writeln!(o, "old_unicast_checksum = \"never\"");
+            }
         }
         if i.garp != g.garp {
             let _ = writeln!(o, "garp = {}", garp_inline(&i.garp));

@@ -192,6 +192,21 @@ pub struct VrrpInstance {
     /// v3 over IPv4: checksum without the pseudo-header (keepalived
     /// instance keyword `v3_checksum_as_v2`; defaults to the global one).
     pub v3_checksum_as_v2: bool,
+    /// v3 unicast over IPv4: keepalived's pre-1.3.6 checksum, with the
+    /// multicast group in the pseudo-header (`old_unicast_checksum [never]`).
+    pub old_unicast_checksum: OldUnicastChecksum,
+}
+
+/// keepalived `old_unicast_checksum`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum OldUnicastChecksum {
+    /// Standard checksum; switch to the old one when a peer is seen using it.
+    #[default]
+    Auto,
+    /// Always the old checksum (keyword given).
+    Always,
+    /// Never detect or use it (`old_unicast_checksum never`).
+    Never,
 }
 
 impl VrrpInstance {

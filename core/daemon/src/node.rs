@@ -3,12 +3,12 @@
 //! state change passes through here in the order it happened.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use lbd_config::{Config, InitialState, VrrpInstance, VrrpVersion};
+use lbd_config::{Config, InitialState, OldUnicastChecksum, VrrpInstance, VrrpVersion};
 use lbd_sys::GarpSender;
 use lbd_sys::{AddrSpec, LinkEvent, Netlink};
 use lbd_sys::{VrrpSocketV4, VrrpSocketV6};
@@ -41,6 +41,8 @@ struct SockKey {
     proto: u8,
     unicast: bool,
     v3_checksum_as_v2: bool,
+    /// Accept keepalived's old v3 unicast checksum (multicast group in the pseudo-header).
+    old_checksum_group: Option<Ipv4Addr>,
 }
 
 #[derive(Clone)]
@@ -105,6 +107,7 @@ struct Node {
     counters: Counters,
     /// nftables drop rules are installed for no_accept VIPs.
     no_accept_installed: bool,
+    mcast_group4: Ipv4Addr,
 }
 
 pub async fn run(config: Config) -> Result<()> {
@@ -177,6 +180,7 @@ fn spawn_receiver(index: usize, key: SockKey, sock: Sock, tx: mpsc::UnboundedSen
         let opts = codec::RxOpts {
             v3_checksum_as_v2: key.v3_checksum_as_v2,
             check_ttl: !key.unicast,
+            old_unicast_checksum_group: key.old_checksum_group,
         };
         loop {
             let got = match &sock {
@@ -244,6 +248,7 @@ impl Node {
             check_unicast_src: g.check_unicast_src,
             counters: Counters::default(),
             no_accept_installed: false,
+            mcast_group4: g.mcast_group4,
         };
         for l in node.nl.links().await.context("listing links")? {
             node.links.insert(l.name.clone(), l.up);
@@ -320,6 +325,11 @@ impl Node {
             proto,
             unicast,
             v3_checksum_as_v2: cfg.v3_checksum_as_v2,
+            old_checksum_group: (unicast
+                && version == Version::V3
+                && family == Family::V4
+                && cfg.old_unicast_checksum != OldUnicastChecksum::Never)
+                .then_some(g.mcast_group4),
         };
         let sock = match self.socks.iter().position(|(k, _)| *k == key) {
             Some(i) => i,
@@ -393,9 +403,11 @@ impl Node {
             check_addrs: (!g.skip_check_adv_addr).then(|| advert_addrs.clone()),
             own_addr: Some(primary),
         };
+        let old_checksum = unicast && cfg.old_unicast_checksum == OldUnicastChecksum::Always;
         let tx = codec::TxOpts {
             auth,
             v3_checksum_as_v2: cfg.v3_checksum_as_v2,
+            checksum_dst: old_checksum.then_some(g.mcast_group4),
             ..codec::TxOpts::default()
         };
         let fsm = Instance::new(InstanceConfig {
@@ -666,6 +678,17 @@ impl Node {
         }
         if let Err(e) = codec::validate(&parsed, &inst.rx, &mut inst.replay) {
             return self.drop_advert(&iface, &e);
+        }
+        if parsed.old_unicast_checksum
+            && inst.tx.checksum_dst.is_none()
+            && inst.cfg.old_unicast_checksum == OldUnicastChecksum::Auto
+        {
+            // keepalived switches the same way when it sees such a peer.
+            info!(
+                "VRRP_Instance({}) peer {} uses keepalived's old unicast checksum: using it too",
+                inst.cfg.name, parsed.src
+            );
+            inst.tx.checksum_dst = Some(self.mcast_group4);
         }
         self.counters.bump("rx_advert");
         let a = &parsed.advert;

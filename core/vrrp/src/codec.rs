@@ -179,6 +179,12 @@ pub struct RxOpts {
     pub v3_checksum_as_v2: bool,
     /// Require TTL / hop limit 255. keepalived skips this for unicast peers.
     pub check_ttl: bool,
+    /// v3 unicast over IPv4: also accept keepalived's pre-1.3.6 checksum,
+    /// whose pseudo-header carries this multicast group instead of the
+    /// unicast destination (keepalived `old_unicast_checksum`, which it also
+    /// detects on its own unless set to `never`). [`Parsed::old_unicast_checksum`]
+    /// says which one matched.
+    pub old_unicast_checksum_group: Option<Ipv4Addr>,
 }
 
 impl Default for RxOpts {
@@ -186,6 +192,7 @@ impl Default for RxOpts {
         RxOpts {
             v3_checksum_as_v2: false,
             check_ttl: true,
+            old_unicast_checksum_group: None,
         }
     }
 }
@@ -229,6 +236,9 @@ pub struct Parsed {
     pub ttl: u8,
     pub advert: Advert,
     pub auth: RxAuth,
+    /// The checksum verified only in keepalived's old unicast form (see
+    /// [`RxOpts::old_unicast_checksum_group`]).
+    pub old_unicast_checksum: bool,
 }
 
 /// What stage 2 checks a parsed advert against: one instance's settings.
@@ -260,6 +270,9 @@ pub struct TxOpts {
     pub ip_id: u16,
     /// 255 except for unicast peers configured otherwise.
     pub ttl: u8,
+    /// v3: put this address in the pseudo-header instead of the real
+    /// destination (keepalived `old_unicast_checksum`: the multicast group).
+    pub checksum_dst: Option<Ipv4Addr>,
 }
 
 impl Default for TxOpts {
@@ -270,6 +283,7 @@ impl Default for TxOpts {
             ah_seq: 0,
             ip_id: 0,
             ttl: VRRP_TTL,
+            checksum_dst: None,
         }
     }
 }
@@ -363,10 +377,22 @@ pub fn parse_ipv4(pkt: &[u8], opts: &RxOpts) -> Result<Parsed, DecodeError> {
     }
 
     let h = parse_header(vrrp, false)?;
+    let mut old_unicast_checksum = false;
     let checksum_ok = match h.version {
         Version::V3 if !opts.v3_checksum_as_v2 => {
             let pseudo = pseudo_v4(src, dst, h.msg_len);
-            checksum(&[&pseudo, vrrp]) == 0
+            let with = |d| checksum(&[&pseudo_v4(src, d, h.msg_len), vrrp]) == 0;
+            if checksum(&[&pseudo, vrrp]) == 0 {
+                true
+            } else {
+                match opts.old_unicast_checksum_group {
+                    Some(g) if g != dst && with(g) => {
+                        old_unicast_checksum = true;
+                        true
+                    }
+                    _ => false,
+                }
+            }
         }
         _ => checksum(&[vrrp]) == 0,
     };
@@ -453,6 +479,7 @@ pub fn parse_ipv4(pkt: &[u8], opts: &RxOpts) -> Result<Parsed, DecodeError> {
         ttl,
         advert: h.advert(addrs),
         auth,
+        old_unicast_checksum,
     })
 }
 
@@ -489,6 +516,7 @@ pub fn parse_ipv6(
         ttl: hop_limit,
         advert: h.advert(addrs),
         auth: RxAuth::None,
+        old_unicast_checksum: false,
     })
 }
 
@@ -775,7 +803,10 @@ pub fn encode_ipv4(src: Ipv4Addr, dst: Ipv4Addr, advert: &Advert, tx: &TxOpts) -
     let mut vrrp = build_vrrp(advert, version, false, auth);
     let vrrp_len = vrrp.len();
     let sum = match version {
-        Version::V3 if !tx.v3_checksum_as_v2 => checksum(&[&pseudo_v4(src, dst, vrrp_len), &vrrp]),
+        Version::V3 if !tx.v3_checksum_as_v2 => {
+            let d = tx.checksum_dst.unwrap_or(dst);
+            checksum(&[&pseudo_v4(src, d, vrrp_len), &vrrp])
+        }
         _ => checksum(&[&vrrp]),
     };
     put_checksum(&mut vrrp, sum);
@@ -1587,6 +1618,7 @@ mod tests {
                 RxOpts {
                     v3_checksum_as_v2: true,
                     check_ttl: false,
+                    old_unicast_checksum_group: Some(MCAST_V4),
                 },
             ] {
                 if let Ok(p) = parse_ipv4(pkt, &opts) {
@@ -1613,5 +1645,37 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// keepalived `old_unicast_checksum`: v3 unicast with the multicast group
+    /// in the pseudo-header. Accepted only when asked for, and flagged.
+    #[test]
+    fn old_unicast_checksum_round_trip() {
+        let src = Ipv4Addr::new(10, 0, 0, 1);
+        let dst = Ipv4Addr::new(10, 0, 0, 2);
+        let advert = Advert {
+            version: Version::V3,
+            vrid: 7,
+            priority: 100,
+            interval_cs: 100,
+            addrs: vec![IpAddr::V4(Ipv4Addr::new(10, 0, 0, 100))],
+        };
+        let tx = TxOpts {
+            checksum_dst: Some(MCAST_V4),
+            ..TxOpts::default()
+        };
+        let pkt = encode_ipv4(src, dst, &advert, &tx);
+        let strict = RxOpts::default();
+        let e = parse_ipv4(&pkt, &strict).unwrap_err();
+        assert_eq!(e.reason, DropReason::Checksum);
+        let compat = RxOpts {
+            old_unicast_checksum_group: Some(MCAST_V4),
+            ..RxOpts::default()
+        };
+        let p = parse_ipv4(&pkt, &compat).unwrap();
+        assert!(p.old_unicast_checksum);
+        // A standard packet parses with the compat option too, unflagged.
+        let std_pkt = encode_ipv4(src, dst, &advert, &TxOpts::default());
+        assert!(!parse_ipv4(&std_pkt, &compat).unwrap().old_unicast_checksum);
     }
 }
