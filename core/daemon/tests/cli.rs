@@ -1,0 +1,140 @@
+//! The `lbd` command line on real files: `--check`, `--convert`, usage
+//! errors. No privileges needed: none of these touch the system.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn lbd(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lbd"))
+        .args(args)
+        .output()
+        .expect("running lbd")
+}
+
+fn configs(kind: &str) -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/configs")
+        .join(kind);
+    let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("reading config fixtures")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .collect();
+    v.sort();
+    assert!(!v.is_empty(), "no fixtures in {}", dir.display());
+    v
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn check_accepts_every_good_config() {
+    for p in configs("good") {
+        let o = lbd(&["--check", "-f", p.to_str().expect("utf-8 path")]);
+        assert!(o.status.success(), "{}: {}", p.display(), text(&o));
+        assert!(text(&o).contains(": ok ("), "{}: {}", p.display(), text(&o));
+    }
+}
+
+/// Each bad fixture's first line is `# expect: LINE: SUBSTRING`; `--check`
+/// must fail and print `FILE:LINE: error: ...SUBSTRING...`.
+#[test]
+fn check_rejects_every_bad_config_with_file_and_line() {
+    for p in configs("bad") {
+        let first = std::fs::read_to_string(&p).expect("reading fixture");
+        let expect = first
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("# expect: "))
+            .unwrap_or_else(|| panic!("{}: no '# expect:' line", p.display()));
+        let (line, what) = expect.split_once(": ").expect("LINE: SUBSTRING");
+        let o = lbd(&["--check", "-f", p.to_str().expect("utf-8 path")]);
+        let out = text(&o);
+        assert!(!o.status.success(), "{} was accepted", p.display());
+        let want = format!("{}:{line}: error:", p.display());
+        assert!(
+            out.contains(&want),
+            "{}: want {want:?} in:\n{out}",
+            p.display()
+        );
+        assert!(
+            out.contains(what),
+            "{}: want {what:?} in:\n{out}",
+            p.display()
+        );
+    }
+}
+
+#[test]
+fn unsupported_keywords_are_warnings_with_file_and_line() {
+    let p = configs("good")
+        .into_iter()
+        .find(|p| p.ends_with("unsupported-blocks.conf"))
+        .expect("fixture");
+    let o = lbd(&["--check", "-f", p.to_str().expect("utf-8 path")]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = text(&o);
+    assert!(
+        out.contains(&format!("{}:", p.display())) && out.contains("warning"),
+        "{out}"
+    );
+    assert!(out.contains("virtual_server"), "{out}");
+}
+
+/// keepalived.conf -> `--convert` -> TOML that `--check` accepts and that
+/// converts to the same TOML again.
+#[test]
+fn convert_round_trips_through_check() {
+    let dir = std::env::temp_dir().join(format!("lbd-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    for p in configs("good")
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "conf"))
+    {
+        let o = lbd(&["--convert", "-f", p.to_str().expect("utf-8 path")]);
+        assert!(o.status.success(), "{}: {}", p.display(), text(&o));
+        let toml = dir.join(format!(
+            "{}.toml",
+            p.file_stem().and_then(|s| s.to_str()).unwrap_or("x")
+        ));
+        std::fs::write(&toml, &o.stdout).expect("write");
+        let c = lbd(&["--check", "-f", toml.to_str().expect("utf-8 path")]);
+        assert!(
+            c.status.success(),
+            "{} converted: {}",
+            p.display(),
+            text(&c)
+        );
+        let again = lbd(&["--convert", "-f", toml.to_str().expect("utf-8 path")]);
+        assert_eq!(
+            String::from_utf8_lossy(&again.stdout),
+            String::from_utf8_lossy(&o.stdout),
+            "{}",
+            p.display()
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn usage_errors() {
+    let o = lbd(&["--no-such-flag"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("unknown argument"));
+    let o = lbd(&["-f", "/nonexistent/keepalived.conf", "--check"]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("/nonexistent/keepalived.conf"),
+        "{}",
+        text(&o)
+    );
+    let o = lbd(&["--help"]);
+    assert!(o.status.success() && text(&o).contains("--api-socket"));
+}
