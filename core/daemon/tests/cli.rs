@@ -138,3 +138,19 @@ fn usage_errors() {
     let o = lbd(&["--help"]);
     assert!(o.status.success() && text(&o).contains("--api-socket"));
 }
+
+/// The README's full TOML example is what lbd accepts.
+#[test]
+fn readme_toml_example_is_valid() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README");
+    let start = readme.find("```toml\n").expect("a toml block in README") + "```toml\n".len();
+    let len = readme[start..].find("```").expect("closed block");
+    let dir = std::env::temp_dir().join(format!("lbd-readme-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("example.toml");
+    std::fs::write(&file, &readme[start..start + len]).expect("write");
+    let o = lbd(&["--check", "-f", file.to_str().expect("utf-8 path")]);
+    assert!(o.status.success(), "{}", text(&o));
+    let _ = std::fs::remove_dir_all(&dir);
+}
