@@ -57,9 +57,9 @@ fn main() {
     println!("== backends answer the client directly");
     for n in [&web1, &web2] {
         println!(
-            "   GET http://{}/ -> {:?}",
+            "   GET http://{}/ -> {}",
             n.ip4(0),
-            http::get(&lab, &p.client, &n.ip4(0), 80)
+            answer(http::get(&lab, &p.client, &n.ip4(0), 80))
         );
     }
     println!("== waiting for the election");
@@ -75,8 +75,8 @@ fn main() {
     println!("   VIP {VIP4} is on {}", label(&owner));
     for _ in 0..3 {
         println!(
-            "   GET http://{VIP4}/ -> {:?}",
-            http::get(&lab, &p.client, VIP4, 80)
+            "   GET http://{VIP4}/ -> {}",
+            answer(http::get(&lab, &p.client, VIP4, 80))
         );
     }
 
@@ -93,16 +93,22 @@ fn main() {
         panic!("lb2 never answered on the VIP");
     }
     println!(
-        "   VIP now on: {:?}",
+        "   VIP now on: {}",
         holders(&lab, &[&p.b], "eth0", VIP4)
             .iter()
             .map(|n| label(n))
             .collect::<Vec<_>>()
+            .join(", ")
     );
     println!(
-        "   GET http://{VIP4}/ -> {:?}",
-        http::get(&lab, &p.client, VIP4, 80)
+        "   GET http://{VIP4}/ -> {}",
+        answer(http::get(&lab, &p.client, VIP4, 80))
     );
     println!("== takeover seen by the client: {:.2} s from kill to first answer from lb2 ({tries} polls)", gap.as_secs_f64());
     println!("   logs: {}", lab.log_dir.display());
+}
+
+/// What the client got: the answering node's name, or why there was none.
+fn answer(r: Option<String>) -> String {
+    r.unwrap_or_else(|| "(no answer)".into())
 }
