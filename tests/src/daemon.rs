@@ -131,10 +131,15 @@ impl Instance {
         }
     }
 
+    /// A whole keepalived.conf: `global_defs` and this instance.
     pub fn render(&self, router_id: &str) -> String {
+        format!("{}{}", global_defs(router_id), self.block())
+    }
+
+    /// The `vrrp_instance` block alone, to combine several in one file.
+    pub fn block(&self) -> String {
         let mut s = String::new();
         let w = &mut s;
-        writeln!(w, "global_defs {{\n    router_id {router_id}\n}}\n").unwrap();
         writeln!(w, "vrrp_instance {} {{", self.name).unwrap();
         writeln!(w, "    state {}", self.state).unwrap();
         writeln!(w, "    interface {}", self.interface).unwrap();
@@ -179,11 +184,21 @@ impl Instance {
         }
         writeln!(w, "    virtual_ipaddress {{").unwrap();
         for v in &self.vips {
-            writeln!(w, "        {v} dev {}", self.interface).unwrap();
+            // A VIP that names its own device keeps it.
+            if v.contains(" dev ") {
+                writeln!(w, "        {v}").unwrap();
+            } else {
+                writeln!(w, "        {v} dev {}", self.interface).unwrap();
+            }
         }
         writeln!(w, "    }}\n}}").unwrap();
         s
     }
+}
+
+/// The `global_defs` block that starts every rendered config.
+pub fn global_defs(router_id: &str) -> String {
+    format!("global_defs {{\n    router_id {router_id}\n}}\n\n")
 }
 
 pub const VIP4: &str = "10.0.0.100";

@@ -71,6 +71,16 @@ impl Capture {
 
 /// `tshark -r file -Y vrrp -T fields -e ...` with `-o` preferences.
 pub fn decode_fields(file: &std::path::Path, fields: &[&str], prefs: &[&str]) -> Vec<Vec<String>> {
+    decode_filtered(file, "vrrp", fields, prefs)
+}
+
+/// Like [`decode_fields`] with any display filter (e.g. `arp`).
+pub fn decode_filtered(
+    file: &std::path::Path,
+    filter: &str,
+    fields: &[&str],
+    prefs: &[&str],
+) -> Vec<Vec<String>> {
     let f = file.to_str().unwrap();
     let mut argv = vec![
         "tshark",
@@ -78,7 +88,7 @@ pub fn decode_fields(file: &std::path::Path, fields: &[&str], prefs: &[&str]) ->
         "-r",
         f,
         "-Y",
-        "vrrp",
+        filter,
         "-T",
         "fields",
         "-E",
@@ -117,3 +127,6 @@ pub fn decode_verbose(file: &std::path::Path) -> String {
 /// Wireshark's `vrrp.checksum.status` value for a verified checksum
 /// (PROTO_CHECKSUM_E_GOOD).
 pub const CHECKSUM_GOOD: &str = "1";
+
+/// `vrrp.checksum.status` for a checksum that did not verify (PROTO_CHECKSUM_E_BAD).
+pub const CHECKSUM_BAD: &str = "0";
