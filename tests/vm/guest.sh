@@ -9,6 +9,7 @@ set -uo pipefail
 
 res="${1:?usage: guest.sh RESULTS_DIR}"
 per_test="${LBD_VM_TEST_TIMEOUT:-600}"
+export LBD_IN_VM=1 # tests that change the kernel's state check it
 
 # Proof of boot for the host: without this file the run is a failure.
 { uname -r; date -u +%FT%TZ; } >"$res/booted"
@@ -20,8 +21,9 @@ for t in "$res"/tests/*.sh; do
   echo "vm: running $name"
   start=$SECONDS
   # stdin closed: a test must never wait for input on the console.
-  timeout --kill-after=10 "$per_test" bash "$t" >"$res/$name.log" 2>&1 </dev/null
-  rc=$?
+  # Also on the console, for a live view; the log file is what counts.
+  timeout --kill-after=10 "$per_test" bash "$t" </dev/null 2>&1 | tee "$res/$name.log"
+  rc=${PIPESTATUS[0]}
   [ "$rc" = 124 ] && echo "vm: $name: killed after ${per_test}s" >>"$res/$name.log"
   # Written last and renamed, so a half-written status is never read.
   echo "$rc $((SECONDS - start))" >"$res/$name.rc.tmp" && mv "$res/$name.rc.tmp" "$res/$name.rc"
