@@ -204,7 +204,14 @@ impl Lab {
         clean_leftovers(&short);
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let base = format!("{NS_PREFIX}{short}-{}-{n}", std::process::id());
-        let log_dir = target_dir().join("lab-logs").join(test.replace("::", "-"));
+        // Inside the VM tier the repository is read-only: log under /tmp.
+        let in_vm = std::env::var("LBD_IN_VM").is_ok_and(|v| v == "1");
+        let logs = match std::env::var_os("LAB_LOG_DIR") {
+            Some(d) => PathBuf::from(d),
+            None if in_vm => PathBuf::from("/tmp/lab-logs"),
+            None => target_dir().join("lab-logs"),
+        };
+        let log_dir = logs.join(test.replace("::", "-"));
         let _ = fs::remove_dir_all(&log_dir);
         fs::create_dir_all(&log_dir).unwrap();
         let lab = Lab {

@@ -1,5 +1,5 @@
-//! keepalived.conf keywords -> model. Covers global_defs, vrrp_instance and
-//! vrrp_sync_group; every other keyword is reported as a warning and its
+//! keepalived.conf keywords -> model. Covers global_defs, vrrp_instance,
+//! vrrp_sync_group and (in `lvs`) virtual_server / virtual_server_group; every other keyword is reported as a warning and its
 //! block skipped, never dropped silently. Defaults and derivations follow
 //! keepalived (vrrp_data.c alloc_vrrp, vrrp.c vrrp_complete_instance).
 
@@ -11,6 +11,9 @@ use crate::error::Errors;
 use crate::ka_syntax::{Node, Reader};
 use crate::model::*;
 use crate::values::*;
+
+mod lvs;
+pub(crate) use lvs::DEFAULT_PERSISTENCE;
 
 /// keepalived's TIMER_MAX_SEC bound for preempt_delay.
 const MAX_PREEMPT_DELAY_SECS: u64 = 1000;
@@ -42,6 +45,7 @@ pub(crate) fn read(
         warnings,
         cfg: Config::default(),
         raw: Vec::new(),
+        raw_vs: Vec::new(),
     };
     for n in &nodes {
         k.top(n);
@@ -49,6 +53,10 @@ pub(crate) fn read(
     let raws = std::mem::take(&mut k.raw);
     for r in raws {
         k.finish(r);
+    }
+    // After the whole file: a service may name a group defined below it.
+    for r in std::mem::take(&mut k.raw_vs) {
+        k.finish_vs(r);
     }
     k.errors.into_result()?;
     Ok((k.cfg, k.warnings))
@@ -60,6 +68,7 @@ struct Ka {
     cfg: Config,
     /// Instances are completed after the whole file: they inherit globals.
     raw: Vec<RawInstance>,
+    raw_vs: Vec<lvs::RawVs>,
 }
 
 #[derive(Default)]
@@ -221,11 +230,16 @@ impl Ka {
             }
             "vrrp_instance" => self.instance(n),
             "vrrp_sync_group" => self.sync_group(n),
+            "virtual_server_group" => self.virtual_server_group(n),
+            "virtual_server" => self.virtual_server(n),
             _ => self.unsupported(n),
         }
     }
 
     fn global(&mut self, n: &Node) {
+        if self.lvs_global(n) {
+            return;
+        }
         let kw = n.keyword();
         if is_supported_global_kw(kw) {
             self.no_block(n);

@@ -21,6 +21,197 @@ struct FileT {
     global: GlobalT,
     #[serde(default)]
     vrrp: VrrpT,
+    #[serde(default)]
+    virtual_server: Vec<Spanned<VsT>>,
+    #[serde(default)]
+    virtual_server_group: Vec<VsgT>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct LvsT {
+    flush: Option<bool>,
+    flush_onstop: Option<FlushT>,
+    timeouts: Option<TimeoutsT>,
+    sync_daemon: Option<Spanned<SyncDaemonT>>,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum FlushT {
+    Off,
+    On,
+    Vs,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TimeoutsT {
+    tcp: Option<Spanned<Dur>>,
+    tcpfin: Option<Spanned<Dur>>,
+    udp: Option<Spanned<Dur>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SyncDaemonT {
+    interface: String,
+    instance: Option<String>,
+    id: Option<u8>,
+    maxlen: Option<u16>,
+    port: Option<u16>,
+    ttl: Option<u8>,
+    group: Option<IpAddr>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VsT {
+    target: Option<Spanned<String>>,
+    fwmark: Option<u32>,
+    group: Option<String>,
+    ip_family: Option<FamilyT>,
+    protocol: Option<ProtoT>,
+    scheduler: Option<String>,
+    #[serde(default)]
+    sched_flags: Vec<Spanned<String>>,
+    forwarding: Option<FwdT>,
+    tunnel: Option<TunnelT>,
+    persistence: Option<PersistenceT>,
+    persistence_engine: Option<String>,
+    ha_suspend: Option<bool>,
+    virtualhost: Option<String>,
+    omega: Option<bool>,
+    quorum: Option<u32>,
+    hysteresis: Option<u32>,
+    quorum_up: Option<String>,
+    quorum_down: Option<String>,
+    inhibit_on_failure: Option<bool>,
+    weight: Option<u32>,
+    check: Option<CheckT>,
+    sorry_server: Option<Spanned<SorryT>>,
+    #[serde(default)]
+    real_server: Vec<Spanned<RsT>>,
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq)]
+#[serde(rename_all = "lowercase")]
+enum FamilyT {
+    Inet,
+    Inet6,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum ProtoT {
+    Tcp,
+    Udp,
+    Sctp,
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq)]
+#[serde(rename_all = "lowercase")]
+enum FwdT {
+    Nat,
+    Dr,
+    Tun,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+struct TunnelT {
+    #[serde(rename = "type")]
+    kind: Option<TunKindT>,
+    port: Option<u16>,
+    csum: Option<CsumT>,
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq)]
+#[serde(rename_all = "lowercase")]
+enum TunKindT {
+    Ipip,
+    Gue,
+    Gre,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum CsumT {
+    Nocsum,
+    Csum,
+    Remcsum,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PersistenceT {
+    timeout: Option<Spanned<Dur>>,
+    granularity: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct CheckT {
+    connect_timeout: Option<Dur>,
+    delay_loop: Option<Dur>,
+    retry: Option<u32>,
+    delay_before_retry: Option<Dur>,
+    warmup: Option<Dur>,
+    alpha: Option<bool>,
+}
+
+impl CheckT {
+    fn into_model(self) -> CheckTiming {
+        CheckTiming {
+            connect_timeout: self.connect_timeout.map(|d| d.0),
+            delay_loop: self.delay_loop.map(|d| d.0),
+            retry: self.retry,
+            delay_before_retry: self.delay_before_retry.map(|d| d.0),
+            warmup: self.warmup.map(|d| d.0),
+            alpha: self.alpha,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SorryT {
+    addr: String,
+    forwarding: Option<FwdT>,
+    tunnel: Option<TunnelT>,
+    inhibit: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RsT {
+    addr: String,
+    weight: Option<u32>,
+    forwarding: Option<FwdT>,
+    tunnel: Option<TunnelT>,
+    inhibit_on_failure: Option<bool>,
+    u_threshold: Option<u32>,
+    l_threshold: Option<u32>,
+    notify_up: Option<String>,
+    notify_down: Option<String>,
+    check: Option<CheckT>,
+    #[serde(default)]
+    checkers: Vec<CheckerT>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckerT {
+    kind: String,
+    #[serde(default)]
+    body: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VsgT {
+    name: Spanned<String>,
+    members: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -37,6 +228,7 @@ struct GlobalT {
     strict: Option<bool>,
     skip_check_adv_addr: Option<bool>,
     check_unicast_src: Option<bool>,
+    lvs: Option<LvsT>,
 }
 
 #[derive(Deserialize, Default, Clone, Copy)]
@@ -262,7 +454,7 @@ fn line_of(text: &str, offset: usize) -> usize {
         + 1
 }
 
-pub(crate) fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
+pub(crate) fn parse(text: &str, file: &Path) -> Result<(Config, Vec<Warning>), ConfigError> {
     let span_at = |off: usize| Span {
         file: file.to_path_buf(),
         line: line_of(text, off),
@@ -312,11 +504,67 @@ pub(crate) fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
     g.skip_check_adv_addr = gt.skip_check_adv_addr.unwrap_or(false);
     g.check_unicast_src = gt.check_unicast_src.unwrap_or(false);
 
+    if let Some(l) = gt.lvs {
+        g.lvs_flush = l.flush.unwrap_or(false);
+        g.lvs_flush_onstop = match l.flush_onstop {
+            None | Some(FlushT::Off) => LvsFlushOnStop::Off,
+            Some(FlushT::On) => LvsFlushOnStop::On,
+            Some(FlushT::Vs) => LvsFlushOnStop::VsOnly,
+        };
+        g.lvs_timeouts = l.timeouts.map(|t| {
+            let mut sec = |d: Option<Spanned<Dur>>| {
+                d.and_then(|d| whole_secs(&d, "lvs timeout", &span_at, &mut errs))
+            };
+            LvsTimeouts {
+                tcp: sec(t.tcp),
+                tcpfin: sec(t.tcpfin),
+                udp: sec(t.udp),
+            }
+        });
+        g.lvs_sync_daemon = l.sync_daemon.map(|sd| {
+            let span = span_at(sd.span().start);
+            let sd = sd.into_inner();
+            LvsSyncDaemon {
+                span,
+                interface: sd.interface,
+                instance: sd.instance,
+                id: sd.id,
+                maxlen: sd.maxlen,
+                port: sd.port,
+                ttl: sd.ttl,
+                group: sd.group,
+            }
+        });
+    }
     let mut cfg = Config {
         global: g,
         instances: Vec::new(),
         sync_groups: Vec::new(),
+        virtual_servers: Vec::new(),
+        virtual_server_groups: Vec::new(),
     };
+    let mut warnings = Vec::new();
+    for vg in f.virtual_server_group {
+        let span = span_at(vg.name.span().start);
+        let mut members = Vec::new();
+        for m in vg.members {
+            let words: Vec<String> = m.get_ref().split_whitespace().map(String::from).collect();
+            match parse_vsg_member(&words) {
+                Ok(x) => members.push(x),
+                Err(e) => errs.push(&span_at(m.span().start), e),
+            }
+        }
+        cfg.virtual_server_groups.push(VirtualServerGroup {
+            span,
+            name: vg.name.into_inner(),
+            members,
+        });
+    }
+    for v in f.virtual_server {
+        if let Some(vs) = virtual_server(v, &span_at, &mut errs, &mut warnings) {
+            cfg.virtual_servers.push(vs);
+        }
+    }
     for it in f.vrrp.instance {
         let span = span_at(it.name.span().start);
         let name = it.name.into_inner();
@@ -427,7 +675,249 @@ pub(crate) fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
         });
     }
     errs.into_result()?;
-    Ok(cfg)
+    Ok((cfg, warnings))
+}
+
+/// A duration that IPVS takes in whole seconds.
+fn whole_secs(
+    d: &Spanned<Dur>,
+    what: &str,
+    span_at: &dyn Fn(usize) -> Span,
+    errs: &mut Errors,
+) -> Option<u32> {
+    let v = d.get_ref().0;
+    match u32::try_from(v.as_secs()) {
+        Ok(s) if v.subsec_nanos() == 0 => Some(s),
+        _ => {
+            errs.push(
+                &span_at(d.span().start),
+                format!("{what} {v:?} must be whole seconds"),
+            );
+            None
+        }
+    }
+}
+
+fn fwd_of(f: Option<FwdT>, t: Option<TunnelT>, dflt: LbKind) -> Result<LbKind, String> {
+    let tunnel = |t: Option<TunnelT>| -> Result<Tunnel, String> {
+        let t = t.unwrap_or(TunnelT {
+            kind: None,
+            port: None,
+            csum: None,
+        });
+        let kind = match (t.kind.unwrap_or(TunKindT::Ipip), t.port) {
+            (TunKindT::Gue, Some(p)) if p > 0 => TunnelKind::Gue { port: p },
+            (TunKindT::Ipip, None) => TunnelKind::Ipip,
+            (TunKindT::Gre, None) => TunnelKind::Gre,
+            _ => return Err("tunnel: gue needs a port 1..=65535, ipip and gre take none".into()),
+        };
+        let csum = match t.csum {
+            None | Some(CsumT::Nocsum) => TunnelCsum::NoCsum,
+            Some(CsumT::Csum) => TunnelCsum::Csum,
+            Some(CsumT::Remcsum) => TunnelCsum::RemCsum,
+        };
+        Ok(Tunnel { kind, csum })
+    };
+    match (f, t) {
+        (Some(FwdT::Nat), None) => Ok(LbKind::Nat),
+        (Some(FwdT::Dr), None) => Ok(LbKind::Dr),
+        (Some(FwdT::Tun), t) => Ok(LbKind::Tun(tunnel(t)?)),
+        (None, None) => Ok(dflt),
+        (None, t) if matches!(dflt, LbKind::Tun(_)) => Ok(LbKind::Tun(tunnel(t)?)),
+        _ => Err("tunnel options need forwarding = \"tun\"".into()),
+    }
+}
+
+/// "IP", "IP:PORT" or "[IPv6]:PORT"; a missing port is 0.
+fn parse_server_addr(s: &str) -> Result<(IpAddr, u16), String> {
+    if let Ok(a) = s.parse::<IpAddr>() {
+        return Ok((a, 0));
+    }
+    s.parse::<std::net::SocketAddr>()
+        .map(|sa| (sa.ip(), sa.port()))
+        .map_err(|_| format!("invalid address {s:?}: expected IP, IP:PORT or [IPv6]:PORT"))
+}
+
+fn virtual_server(
+    v: Spanned<VsT>,
+    span_at: &dyn Fn(usize) -> Span,
+    errs: &mut Errors,
+    warnings: &mut Vec<Warning>,
+) -> Option<VirtualServer> {
+    let span = span_at(v.span().start);
+    let v = v.into_inner();
+    let target = match (&v.target, v.fwmark, &v.group) {
+        (Some(t), None, None) => match parse_server_addr(t.get_ref()) {
+            Ok((ip, port)) => VsTarget::Addr { ip, port },
+            Err(e) => {
+                errs.push(&span_at(t.span().start), format!("target: {e}"));
+                return None;
+            }
+        },
+        (None, Some(m), None) => VsTarget::Fwmark(m),
+        (None, None, Some(g)) => VsTarget::Group(g.clone()),
+        _ => {
+            errs.push(
+                &span,
+                "virtual_server: expected exactly one of target, fwmark or group",
+            );
+            return None;
+        }
+    };
+    let fwd = match fwd_of(v.forwarding, v.tunnel, LbKind::Nat) {
+        Ok(f) => f,
+        Err(e) => {
+            errs.push(&span, e);
+            return None;
+        }
+    };
+    let mut flags = SchedFlags::default();
+    for f in &v.sched_flags {
+        let slot = match f.get_ref().as_str() {
+            "flag-1" => &mut flags.flag_1,
+            "flag-2" => &mut flags.flag_2,
+            "flag-3" => &mut flags.flag_3,
+            "sh-port" => &mut flags.sh_port,
+            "sh-fallback" => &mut flags.sh_fallback,
+            "mh-port" => &mut flags.mh_port,
+            "mh-fallback" => &mut flags.mh_fallback,
+            "ops" => &mut flags.ops,
+            o => {
+                errs.push(&span_at(f.span().start), format!("unknown scheduler flag {o:?}: expected flag-1, flag-2, flag-3, sh-port, sh-fallback, mh-port, mh-fallback or ops"));
+                continue;
+            }
+        };
+        *slot = true;
+    }
+    let (mut persistence_timeout, mut persistence_granularity) = (None, None);
+    if let Some(p) = v.persistence {
+        persistence_timeout = match &p.timeout {
+            Some(t) => whole_secs(t, "persistence timeout", span_at, errs),
+            None => Some(crate::keepalived::DEFAULT_PERSISTENCE),
+        };
+        if let Some(g) = p.granularity {
+            let s = g.get_ref();
+            let parsed = if s.contains('.') {
+                s.parse().ok().map(Granularity::V4)
+            } else {
+                s.parse().ok().map(Granularity::V6)
+            };
+            match parsed {
+                Some(x) => persistence_granularity = Some(x),
+                None => errs.push(
+                    &span_at(g.span().start),
+                    format!("invalid granularity {s:?}: expected an IPv4 netmask or an IPv6 prefix length"),
+                ),
+            }
+        }
+    }
+    let vs_weight = v.weight.unwrap_or(1);
+    let vs_inhibit = v.inhibit_on_failure.unwrap_or(false);
+    let mut real_servers = Vec::new();
+    for r in v.real_server {
+        let rspan = span_at(r.span().start);
+        let r = r.into_inner();
+        let (ip, port) = match parse_server_addr(&r.addr) {
+            Ok(a) => a,
+            Err(e) => {
+                errs.push(&rspan, format!("real_server: {e}"));
+                continue;
+            }
+        };
+        let rfwd = match fwd_of(r.forwarding, r.tunnel, fwd) {
+            Ok(f) => f,
+            Err(e) => {
+                errs.push(&rspan, e);
+                continue;
+            }
+        };
+        let checkers: Vec<Checker> = r
+            .checkers
+            .into_iter()
+            .map(|c| Checker {
+                span: rspan.clone(),
+                kind: c.kind,
+                body: c.body,
+            })
+            .collect();
+        for c in &checkers {
+            warnings.push(Warning {
+                span: rspan.clone(),
+                message: format!(
+                    "{}: health checks are not supported yet: real server treated as up",
+                    c.kind
+                ),
+            });
+        }
+        real_servers.push(RealServer {
+            span: rspan,
+            ip,
+            port,
+            weight: r.weight.unwrap_or(vs_weight),
+            fwd: rfwd,
+            inhibit_on_failure: r.inhibit_on_failure.unwrap_or(vs_inhibit),
+            u_threshold: r.u_threshold.unwrap_or(0),
+            l_threshold: r.l_threshold.unwrap_or(0),
+            notify_up: r.notify_up,
+            notify_down: r.notify_down,
+            check: r.check.unwrap_or_default().into_model(),
+            checkers,
+        });
+    }
+    let sorry_server = match v.sorry_server {
+        None => None,
+        Some(s) => {
+            let sspan = span_at(s.span().start);
+            let s = s.into_inner();
+            match (
+                parse_server_addr(&s.addr),
+                fwd_of(s.forwarding, s.tunnel, fwd),
+            ) {
+                (Ok((ip, port)), Ok(sfwd)) => Some(SorryServer {
+                    span: sspan,
+                    ip,
+                    port,
+                    fwd: sfwd,
+                    inhibit: s.inhibit.unwrap_or(false),
+                }),
+                (Err(e), _) | (_, Err(e)) => {
+                    errs.push(&sspan, format!("sorry_server: {e}"));
+                    None
+                }
+            }
+        }
+    };
+    Some(VirtualServer {
+        span,
+        target,
+        ip_family: v.ip_family.map(|f| match f {
+            FamilyT::Inet => IpFamily::Inet,
+            FamilyT::Inet6 => IpFamily::Inet6,
+        }),
+        protocol: match v.protocol {
+            None | Some(ProtoT::Tcp) => Protocol::Tcp,
+            Some(ProtoT::Udp) => Protocol::Udp,
+            Some(ProtoT::Sctp) => Protocol::Sctp,
+        },
+        scheduler: v.scheduler.unwrap_or_else(|| "wlc".into()),
+        sched_flags: flags,
+        fwd,
+        persistence_timeout,
+        persistence_granularity,
+        persistence_engine: v.persistence_engine,
+        ha_suspend: v.ha_suspend.unwrap_or(false),
+        virtualhost: v.virtualhost,
+        omega: v.omega.unwrap_or(false),
+        quorum: v.quorum.unwrap_or(1),
+        hysteresis: v.hysteresis.unwrap_or(0),
+        quorum_up: v.quorum_up,
+        quorum_down: v.quorum_down,
+        inhibit_on_failure: vs_inhibit,
+        weight: vs_weight,
+        check: v.check.unwrap_or_default().into_model(),
+        sorry_server,
+        real_servers,
+    })
 }
 
 /// A TOML basic string.
@@ -496,6 +986,7 @@ pub fn to_toml(cfg: &Config) -> String {
     let _ = writeln!(o, "strict = {}", g.strict);
     let _ = writeln!(o, "skip_check_adv_addr = {}", g.skip_check_adv_addr);
     let _ = writeln!(o, "check_unicast_src = {}", g.check_unicast_src);
+    render_lvs(&mut o, g);
     for i in &cfg.instances {
         let _ = writeln!(o, "\n[[vrrp.instance]]");
         let _ = writeln!(o, "name = {}", q(&i.name));
@@ -583,5 +1074,228 @@ pub fn to_toml(cfg: &Config) -> String {
         let _ = writeln!(o, "name = {}", q(&sg.name));
         let _ = writeln!(o, "members = {}", str_list(&sg.members));
     }
+    for vg in &cfg.virtual_server_groups {
+        let _ = writeln!(o, "\n[[virtual_server_group]]");
+        let _ = writeln!(o, "name = {}", q(&vg.name));
+        let m = vg.members.iter().map(format_vsg_member);
+        let _ = writeln!(o, "members = {}", str_list(m));
+    }
+    for v in &cfg.virtual_servers {
+        render_vs(&mut o, v);
+    }
     o
+}
+
+/// `[global.lvs]`, only when something in it differs from the defaults.
+fn render_lvs(o: &mut String, g: &Global) {
+    use std::fmt::Write;
+    if !g.lvs_flush
+        && g.lvs_flush_onstop == LvsFlushOnStop::Off
+        && g.lvs_timeouts.is_none()
+        && g.lvs_sync_daemon.is_none()
+    {
+        return;
+    }
+    let _ = writeln!(o, "\n[global.lvs]");
+    let _ = writeln!(o, "flush = {}", g.lvs_flush);
+    let f = match g.lvs_flush_onstop {
+        LvsFlushOnStop::Off => "off",
+        LvsFlushOnStop::On => "on",
+        LvsFlushOnStop::VsOnly => "vs",
+    };
+    let _ = writeln!(o, "flush_onstop = {}", q(f));
+    if let Some(t) = &g.lvs_timeouts {
+        let mut p = Vec::new();
+        for (k, v) in [("tcp", t.tcp), ("tcpfin", t.tcpfin), ("udp", t.udp)] {
+            if let Some(v) = v {
+                p.push(format!("{k} = \"{v}s\""));
+            }
+        }
+        let _ = writeln!(o, "timeouts = {{ {} }}", p.join(", "));
+    }
+    if let Some(sd) = &g.lvs_sync_daemon {
+        let mut p = vec![format!("interface = {}", q(&sd.interface))];
+        if let Some(i) = &sd.instance {
+            p.push(format!("instance = {}", q(i)));
+        }
+        for (k, v) in [
+            ("id", sd.id.map(u32::from)),
+            ("maxlen", sd.maxlen.map(u32::from)),
+            ("port", sd.port.map(u32::from)),
+            ("ttl", sd.ttl.map(u32::from)),
+        ] {
+            if let Some(v) = v {
+                p.push(format!("{k} = {v}"));
+            }
+        }
+        if let Some(gr) = sd.group {
+            p.push(format!("group = {}", q(&gr.to_string())));
+        }
+        let _ = writeln!(o, "sync_daemon = {{ {} }}", p.join(", "));
+    }
+}
+
+fn server_addr(ip: &IpAddr, port: u16) -> String {
+    match (ip, port) {
+        (_, 0) => ip.to_string(),
+        (IpAddr::V6(a), p) => format!("[{a}]:{p}"),
+        (IpAddr::V4(a), p) => format!("{a}:{p}"),
+    }
+}
+
+/// `forwarding = ...` and, for tunnels, `tunnel = {...}`, as key/value pairs.
+fn fwd_pairs(f: &LbKind) -> Vec<String> {
+    match f {
+        LbKind::Nat => vec!["forwarding = \"nat\"".into()],
+        LbKind::Dr => vec!["forwarding = \"dr\"".into()],
+        LbKind::Tun(t) => {
+            let kind = match t.kind {
+                TunnelKind::Ipip => "type = \"ipip\"".to_string(),
+                TunnelKind::Gue { port } => format!("type = \"gue\", port = {port}"),
+                TunnelKind::Gre => "type = \"gre\"".to_string(),
+            };
+            let csum = match t.csum {
+                TunnelCsum::NoCsum => "nocsum",
+                TunnelCsum::Csum => "csum",
+                TunnelCsum::RemCsum => "remcsum",
+            };
+            vec![
+                "forwarding = \"tun\"".into(),
+                format!("tunnel = {{ {kind}, csum = \"{csum}\" }}"),
+            ]
+        }
+    }
+}
+
+fn check_inline(c: &CheckTiming) -> Option<String> {
+    let mut p = Vec::new();
+    for (k, d) in [
+        ("connect_timeout", c.connect_timeout),
+        ("delay_loop", c.delay_loop),
+        ("delay_before_retry", c.delay_before_retry),
+        ("warmup", c.warmup),
+    ] {
+        if let Some(d) = d {
+            p.push(format!("{k} = {}", q(&format_duration(d))));
+        }
+    }
+    if let Some(r) = c.retry {
+        p.push(format!("retry = {r}"));
+    }
+    if let Some(a) = c.alpha {
+        p.push(format!("alpha = {a}"));
+    }
+    (!p.is_empty()).then(|| format!("{{ {} }}", p.join(", ")))
+}
+
+fn render_vs(o: &mut String, v: &VirtualServer) {
+    use std::fmt::Write;
+    let _ = writeln!(o, "\n[[virtual_server]]");
+    match &v.target {
+        VsTarget::Addr { ip, port } => {
+            let _ = writeln!(o, "target = {}", q(&server_addr(ip, *port)));
+        }
+        VsTarget::Fwmark(m) => {
+            let _ = writeln!(o, "fwmark = {m}");
+        }
+        VsTarget::Group(g) => {
+            let _ = writeln!(o, "group = {}", q(g));
+        }
+    }
+    if let Some(f) = v.ip_family {
+        let f = if f == IpFamily::Inet { "inet" } else { "inet6" };
+        let _ = writeln!(o, "ip_family = {}", q(f));
+    }
+    let p = match v.protocol {
+        Protocol::Tcp => "tcp",
+        Protocol::Udp => "udp",
+        Protocol::Sctp => "sctp",
+    };
+    let _ = writeln!(o, "protocol = {}", q(p));
+    let _ = writeln!(o, "scheduler = {}", q(&v.scheduler));
+    let f = &v.sched_flags;
+    let flags: Vec<&str> = [
+        (f.flag_1, "flag-1"),
+        (f.flag_2, "flag-2"),
+        (f.flag_3, "flag-3"),
+        (f.sh_port, "sh-port"),
+        (f.sh_fallback, "sh-fallback"),
+        (f.mh_port, "mh-port"),
+        (f.mh_fallback, "mh-fallback"),
+        (f.ops, "ops"),
+    ]
+    .into_iter()
+    .filter_map(|(on, n)| on.then_some(n))
+    .collect();
+    if !flags.is_empty() {
+        let _ = writeln!(o, "sched_flags = {}", str_list(flags));
+    }
+    for l in fwd_pairs(&v.fwd) {
+        let _ = writeln!(o, "{l}");
+    }
+    if v.persistence_timeout.is_some() || v.persistence_granularity.is_some() {
+        let mut p = Vec::new();
+        if let Some(t) = v.persistence_timeout {
+            p.push(format!("timeout = \"{t}s\""));
+        }
+        match v.persistence_granularity {
+            Some(Granularity::V4(m)) => p.push(format!("granularity = {}", q(&m.to_string()))),
+            Some(Granularity::V6(b)) => p.push(format!("granularity = \"{b}\"")),
+            None => {}
+        }
+        let _ = writeln!(o, "persistence = {{ {} }}", p.join(", "));
+    }
+    for (k, s) in [
+        ("persistence_engine", &v.persistence_engine),
+        ("virtualhost", &v.virtualhost),
+        ("quorum_up", &v.quorum_up),
+        ("quorum_down", &v.quorum_down),
+    ] {
+        if let Some(s) = s {
+            let _ = writeln!(o, "{k} = {}", q(s));
+        }
+    }
+    let _ = writeln!(o, "ha_suspend = {}", v.ha_suspend);
+    let _ = writeln!(o, "omega = {}", v.omega);
+    let _ = writeln!(o, "quorum = {}", v.quorum);
+    let _ = writeln!(o, "hysteresis = {}", v.hysteresis);
+    let _ = writeln!(o, "inhibit_on_failure = {}", v.inhibit_on_failure);
+    let _ = writeln!(o, "weight = {}", v.weight);
+    if let Some(c) = check_inline(&v.check) {
+        let _ = writeln!(o, "check = {c}");
+    }
+    if let Some(s) = &v.sorry_server {
+        let mut p = vec![format!("addr = {}", q(&server_addr(&s.ip, s.port)))];
+        p.extend(fwd_pairs(&s.fwd));
+        p.push(format!("inhibit = {}", s.inhibit));
+        let _ = writeln!(o, "sorry_server = {{ {} }}", p.join(", "));
+    }
+    for r in &v.real_servers {
+        let _ = writeln!(o, "\n[[virtual_server.real_server]]");
+        let _ = writeln!(o, "addr = {}", q(&server_addr(&r.ip, r.port)));
+        let _ = writeln!(o, "weight = {}", r.weight);
+        for l in fwd_pairs(&r.fwd) {
+            let _ = writeln!(o, "{l}");
+        }
+        let _ = writeln!(o, "inhibit_on_failure = {}", r.inhibit_on_failure);
+        if r.u_threshold != 0 {
+            let _ = writeln!(o, "u_threshold = {}", r.u_threshold);
+        }
+        if r.l_threshold != 0 {
+            let _ = writeln!(o, "l_threshold = {}", r.l_threshold);
+        }
+        for (k, s) in [("notify_up", &r.notify_up), ("notify_down", &r.notify_down)] {
+            if let Some(s) = s {
+                let _ = writeln!(o, "{k} = {}", q(s));
+            }
+        }
+        if let Some(c) = check_inline(&r.check) {
+            let _ = writeln!(o, "check = {c}");
+        }
+        for c in &r.checkers {
+            let _ = writeln!(o, "\n[[virtual_server.real_server.checkers]]");
+            let _ = writeln!(o, "kind = {}", q(&c.kind));
+            let _ = writeln!(o, "body = {}", q(&c.body));
+        }
+    }
 }

@@ -66,10 +66,7 @@ pub fn load_toml(path: &Path) -> Result<Loaded, ConfigError> {
 
 /// lbd TOML text; `name` is used in spans.
 pub fn parse_toml_str(text: &str, name: &Path) -> Result<Loaded, ConfigError> {
-    let config = lbd_toml::parse(text, name)?;
+    let (config, warnings) = lbd_toml::parse(text, name)?;
     validate(&config)?;
-    Ok(Loaded {
-        config,
-        warnings: Vec::new(),
-    })
+    Ok(Loaded { config, warnings })
 }

@@ -37,6 +37,10 @@ pub struct Config {
     pub global: Global,
     pub instances: Vec<VrrpInstance>,
     pub sync_groups: Vec<SyncGroup>,
+    /// IPVS services (keepalived `virtual_server`), in file order.
+    pub virtual_servers: Vec<VirtualServer>,
+    /// keepalived `virtual_server_group`, referenced by `VsTarget::Group`.
+    pub virtual_server_groups: Vec<VirtualServerGroup>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,6 +72,15 @@ pub struct Global {
     pub skip_check_adv_addr: bool,
     /// keepalived `vrrp_check_unicast_src`: drop unicast adverts from non-peers.
     pub check_unicast_src: bool,
+    /// keepalived `lvs_flush`: flush all of IPVS at startup (default false;
+    /// lbd otherwise adopts matching entries and leaves foreign ones alone).
+    pub lvs_flush: bool,
+    /// keepalived `lvs_flush_on_stop` / `lvs_flush_onstop [VS]`.
+    pub lvs_flush_onstop: LvsFlushOnStop,
+    /// keepalived `lvs_timeouts`; `None` = leave the kernel's as they are.
+    pub lvs_timeouts: Option<LvsTimeouts>,
+    /// keepalived `lvs_sync_daemon`.
+    pub lvs_sync_daemon: Option<LvsSyncDaemon>,
 }
 
 impl Default for Global {
@@ -84,6 +97,10 @@ impl Default for Global {
             strict: false,
             skip_check_adv_addr: false,
             check_unicast_src: false,
+            lvs_flush: false,
+            lvs_flush_onstop: LvsFlushOnStop::Off,
+            lvs_timeouts: None,
+            lvs_sync_daemon: None,
         }
     }
 }
@@ -230,3 +247,280 @@ pub struct SyncGroup {
     pub span: Span,
     pub members: Vec<String>,
 }
+
+/// What to remove from IPVS when lbd stops (keepalived `lvs_flush_on_stop`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum LvsFlushOnStop {
+    /// Default: delete each owned real server, then each owned service.
+    #[default]
+    Off,
+    /// Bare keyword: flush the whole IPVS table (keepalived LVS_FLUSH_FULL).
+    On,
+    /// `VS`: delete each owned service only; the kernel drops its destinations.
+    VsOnly,
+}
+
+/// Connection timeouts in whole seconds (0..=31 days); a `None` part is
+/// left unchanged in the kernel, as keepalived does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct LvsTimeouts {
+    pub tcp: Option<u32>,
+    pub tcpfin: Option<u32>,
+    pub udp: Option<u32>,
+}
+
+/// The IPVS connection sync daemon. `None` fields leave the kernel default.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LvsSyncDaemon {
+    pub span: Span,
+    /// Interface the sync messages use (`lvs_sync_daemon IFNAME`).
+    pub interface: String,
+    /// VRRP instance whose state it follows (master daemon while that
+    /// instance is master, backup otherwise); `None` = both run always.
+    pub instance: Option<String>,
+    /// syncid 0..=255; `None` = the instance's VRID, or 0 without an instance.
+    pub id: Option<u8>,
+    /// Max sync packet payload 1..=65507 (kernel >= 4.3).
+    pub maxlen: Option<u16>,
+    /// UDP port (kernel default 8848).
+    pub port: Option<u16>,
+    /// Multicast TTL 1..=255 (kernel default 1).
+    pub ttl: Option<u8>,
+    /// Multicast group (kernel default 224.0.0.81).
+    pub group: Option<IpAddr>,
+}
+
+impl Config {
+    /// The sync daemon's effective syncid, resolved as keepalived does.
+    pub fn lvs_syncid(&self) -> Option<u8> {
+        let sd = self.global.lvs_sync_daemon.as_ref()?;
+        Some(sd.id.unwrap_or_else(|| {
+            sd.instance
+                .as_ref()
+                .and_then(|n| self.instances.iter().find(|i| &i.name == n))
+                .map_or(0, |i| i.vrid)
+        }))
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IpFamily {
+    Inet,
+    Inet6,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    Tcp,
+    Udp,
+    Sctp,
+}
+
+/// What a virtual server is keyed on.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum VsTarget {
+    /// `virtual_server IP [PORT]`; port 0 = all ports (persistent services only).
+    Addr { ip: IpAddr, port: u16 },
+    /// `virtual_server fwmark N`.
+    Fwmark(u32),
+    /// `virtual_server group NAME`: one service per member of the group.
+    Group(String),
+}
+
+/// IPVS scheduler flags (`-b` of ipvsadm). sh-*/mh-* are kept by name; in
+/// the kernel sh-fallback/mh-fallback are flag-1 and sh-port/mh-port flag-2.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct SchedFlags {
+    pub flag_1: bool,
+    pub flag_2: bool,
+    pub flag_3: bool,
+    pub sh_port: bool,
+    pub sh_fallback: bool,
+    pub mh_port: bool,
+    pub mh_fallback: bool,
+    /// One-packet scheduling (`ops`, `-o`): UDP or fwmark services only.
+    pub ops: bool,
+}
+
+/// Forwarding method (keepalived `lb_kind` / `lvs_method`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LbKind {
+    /// Masquerading (keepalived's default).
+    Nat,
+    /// Direct routing (`-g`).
+    Dr,
+    /// IP tunnelling (`-i`), with its encapsulation.
+    Tun(Tunnel),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Tunnel {
+    pub kind: TunnelKind,
+    pub csum: TunnelCsum,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum TunnelKind {
+    #[default]
+    Ipip,
+    /// GUE needs a UDP port (Linux >= 5.2).
+    Gue {
+        port: u16,
+    },
+    Gre,
+}
+
+/// GUE/GRE checksum option (Linux >= 5.3); ipip only allows `NoCsum`, GRE not `RemCsum`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum TunnelCsum {
+    #[default]
+    NoCsum,
+    Csum,
+    RemCsum,
+}
+
+/// `persistence_granularity`: an IPv4 netmask or an IPv6 prefix length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Granularity {
+    V4(std::net::Ipv4Addr),
+    V6(u8),
+}
+
+/// Health-check timing that a virtual server passes down to its real
+/// servers and they to their checkers. Recorded only: checks come later.
+/// `None` = inherited; at the top keepalived's defaults apply
+/// (connect_timeout 5 s, delay_loop 60 s, retry 1, warmup = delay_loop).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct CheckTiming {
+    pub connect_timeout: Option<Duration>,
+    pub delay_loop: Option<Duration>,
+    pub retry: Option<u32>,
+    pub delay_before_retry: Option<Duration>,
+    pub warmup: Option<Duration>,
+    /// Start with the servers considered down (`alpha`).
+    pub alpha: Option<bool>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct VirtualServer {
+    pub span: Span,
+    pub target: VsTarget,
+    /// `ip_family` for fwmark services (default: the real servers' family, else inet).
+    pub ip_family: Option<IpFamily>,
+    /// keepalived leaves an address service without `protocol` as UDP (with
+    /// a warning); ignored for fwmark services.
+    pub protocol: Protocol,
+    /// `lb_algo` / `lvs_sched`; keepalived default "wlc".
+    pub scheduler: String,
+    pub sched_flags: SchedFlags,
+    /// Default forwarding of its servers (`lb_kind` / `lvs_method`, default NAT).
+    pub fwd: LbKind,
+    /// Seconds; `persistence_timeout` without a value (or a granularity
+    /// without a timeout, or port 0) gives keepalived's 360.
+    pub persistence_timeout: Option<u32>,
+    pub persistence_granularity: Option<Granularity>,
+    /// `persistence_engine` (only "sip" exists in the kernel).
+    pub persistence_engine: Option<String>,
+    /// Suspend checks while the VIP is not configured locally (`ha_suspend`).
+    pub ha_suspend: bool,
+    pub virtualhost: Option<String>,
+    pub omega: bool,
+    /// Minimum total weight of live servers (default 1).
+    pub quorum: u32,
+    /// Flap dampener around `quorum` (default 0, always < quorum).
+    pub hysteresis: u32,
+    /// Scripts (recorded; notifications come in a later issue).
+    pub quorum_up: Option<String>,
+    pub quorum_down: Option<String>,
+    /// Default `inhibit_on_failure` of its real servers: weight 0 instead of removal.
+    pub inhibit_on_failure: bool,
+    /// Default weight of its real servers (`weight` at VS level, default 1).
+    pub weight: u32,
+    pub check: CheckTiming,
+    pub sorry_server: Option<SorryServer>,
+    pub real_servers: Vec<RealServer>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SorryServer {
+    pub span: Span,
+    pub ip: IpAddr,
+    /// 0 = none (fwmark services, or the service's port).
+    pub port: u16,
+    /// `sorry_server_lvs_method`, else the service's.
+    pub fwd: LbKind,
+    /// `sorry_server_inhibit`.
+    pub inhibit: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RealServer {
+    pub span: Span,
+    pub ip: IpAddr,
+    /// 0 = none: a fwmark service's real servers, or NAT to the packet's port.
+    /// keepalived fills it from the service's port where it is missing.
+    pub port: u16,
+    /// Effective weight 0..=2147483647 (default: the service's `weight`).
+    pub weight: u32,
+    /// Effective forwarding (`lvs_method`, default: the service's).
+    pub fwd: LbKind,
+    /// Effective: on failure set weight 0 instead of removing (default: the service's).
+    pub inhibit_on_failure: bool,
+    /// Connection thresholds (0 = none).
+    pub u_threshold: u32,
+    pub l_threshold: u32,
+    /// Scripts (recorded; notifications come in a later issue).
+    pub notify_up: Option<String>,
+    pub notify_down: Option<String>,
+    pub check: CheckTiming,
+    /// Health checkers, kept verbatim for the health-check issue; until then
+    /// the server is treated as up.
+    pub checkers: Vec<Checker>,
+}
+
+/// A checker block: its keyword (HTTP_GET, TCP_CHECK, ...) and its body
+/// rendered back to keepalived syntax, one statement per line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Checker {
+    pub span: Span,
+    pub kind: String,
+    pub body: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VirtualServerGroup {
+    pub span: Span,
+    pub name: String,
+    pub members: Vec<VsgMember>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VsgMember {
+    /// Addresses `first..=last` (one address when equal) on `port` (0 = none).
+    Range {
+        first: IpAddr,
+        last: IpAddr,
+        port: u16,
+    },
+    /// `fwmark N [inet|inet6]`.
+    Fwmark { mark: u32, family: Option<IpFamily> },
+}
+
+/// The checker keywords keepalived knows (check_*.c).
+pub const CHECKER_KINDS: &[&str] = &[
+    "HTTP_GET",
+    "SSL_GET",
+    "TCP_CHECK",
+    "MISC_CHECK",
+    "SMTP_CHECK",
+    "DNS_CHECK",
+    "BFD_CHECK",
+    "UDP_CHECK",
+    "PING_CHECK",
+    "FILE_CHECK",
+];
+
+/// Schedulers IPVS has (keepalived's list).
+pub const SCHEDULERS: &[&str] = &[
+    "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "mh", "fo", "ovf", "twos",
+];

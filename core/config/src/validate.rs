@@ -100,7 +100,298 @@ pub fn validate(cfg: &Config) -> Result<(), ConfigError> {
             }
         }
     }
+    lvs(cfg, &names, &mut e);
     e.into_result()
+}
+
+fn fam_name(f: IpFamily) -> &'static str {
+    match f {
+        IpFamily::Inet => "IPv4",
+        IpFamily::Inet6 => "IPv6",
+    }
+}
+
+fn fam_of(a: &IpAddr) -> IpFamily {
+    if a.is_ipv6() {
+        IpFamily::Inet6
+    } else {
+        IpFamily::Inet
+    }
+}
+
+/// keepalived LVS_MAX_TIMEOUT (31 days).
+const LVS_MAX_TIMEOUT: u32 = 86400 * 31;
+
+fn lvs(cfg: &Config, instances: &HashMap<&str, &Span>, e: &mut Errors) {
+    let g = &cfg.global;
+    if let Some(t) = &g.lvs_timeouts {
+        for (k, v) in [("tcp", t.tcp), ("tcpfin", t.tcpfin), ("udp", t.udp)] {
+            if v.is_some_and(|v| v > LVS_MAX_TIMEOUT) {
+                e.push(
+                    &Span::default(),
+                    format!("lvs_timeouts {k}: at most {LVS_MAX_TIMEOUT} seconds"),
+                );
+            }
+        }
+    }
+    if let Some(sd) = &g.lvs_sync_daemon {
+        if sd.interface.is_empty() || sd.interface.len() > MAX_IFNAME {
+            e.push(
+                &sd.span,
+                format!("lvs_sync_daemon: invalid interface name {:?}", sd.interface),
+            );
+        }
+        if let Some(i) = &sd.instance {
+            if !instances.contains_key(i.as_str()) {
+                e.push(
+                    &sd.span,
+                    format!("lvs_sync_daemon: unknown vrrp_instance {i:?}"),
+                );
+            }
+        }
+        if sd.maxlen.is_some_and(|m| m == 0 || m > 65535 - 28)
+            || sd.port == Some(0)
+            || sd.ttl == Some(0)
+        {
+            e.push(
+                &sd.span,
+                "lvs_sync_daemon: maxlen 1..=65507, port 1..=65535 and ttl 1..=255",
+            );
+        }
+        if sd.group.is_some_and(|a| !a.is_multicast()) {
+            e.push(
+                &sd.span,
+                "lvs_sync_daemon: group must be a multicast address",
+            );
+        }
+    }
+    let mut groups: HashMap<&str, &VirtualServerGroup> = HashMap::new();
+    for vg in &cfg.virtual_server_groups {
+        if groups.insert(&vg.name, vg).is_some() {
+            e.push(
+                &vg.span,
+                format!("duplicate virtual_server_group name {:?}", vg.name),
+            );
+        }
+        if vg.members.is_empty() {
+            e.push(
+                &vg.span,
+                format!("virtual_server_group {}: no entries", vg.name),
+            );
+        }
+        for m in &vg.members {
+            match m {
+                VsgMember::Range { first, last, .. } => {
+                    if first.is_ipv6() != last.is_ipv6() {
+                        e.push(
+                            &vg.span,
+                            format!(
+                                "virtual_server_group {}: range {first}-{last} mixes families",
+                                vg.name
+                            ),
+                        );
+                    }
+                }
+                VsgMember::Fwmark { mark: 0, .. } => {
+                    e.push(
+                        &vg.span,
+                        format!("virtual_server_group {}: fwmark 0 is not valid", vg.name),
+                    );
+                }
+                VsgMember::Fwmark { .. } => {}
+            }
+        }
+    }
+    let mut seen: HashMap<(VsTarget, Option<Protocol>), &Span> = HashMap::new();
+    for v in &cfg.virtual_servers {
+        let s = &v.span;
+        let what = match &v.target {
+            VsTarget::Addr { ip, port } => format!("virtual_server {ip} {port}"),
+            VsTarget::Fwmark(m) => format!("virtual_server fwmark {m}"),
+            VsTarget::Group(n) => format!("virtual_server group {n}"),
+        };
+        // The family the service's non-tunnelled servers must have.
+        let fam = match &v.target {
+            VsTarget::Addr { ip, .. } => Some(fam_of(ip)),
+            VsTarget::Fwmark(m) => {
+                if *m == 0 {
+                    e.push(
+                        s,
+                        format!("{what}: fwmark 0 is not valid: expected 1..=4294967295"),
+                    );
+                }
+                v.ip_family
+            }
+            VsTarget::Group(n) => match groups.get(n.as_str()) {
+                None => {
+                    e.push(s, format!("{what}: unknown virtual_server_group {n:?}"));
+                    None
+                }
+                Some(g) => g.members.iter().find_map(|m| match m {
+                    VsgMember::Range { first, .. } => Some(fam_of(first)),
+                    VsgMember::Fwmark { family, .. } => *family,
+                }),
+            },
+        };
+        let fwmark = matches!(v.target, VsTarget::Fwmark(_));
+        let key = (v.target.clone(), (!fwmark).then_some(v.protocol));
+        if let Some(prev) = seen.insert(key, s) {
+            e.push(s, format!("duplicate {what} (first defined at {prev})"));
+        }
+        if !SCHEDULERS.contains(&v.scheduler.as_str()) {
+            e.push(
+                s,
+                format!(
+                    "{what}: unknown scheduler {:?}: expected one of {}",
+                    v.scheduler,
+                    SCHEDULERS.join(" ")
+                ),
+            );
+        }
+        let f = &v.sched_flags;
+        if (f.sh_port || f.sh_fallback) && v.scheduler != "sh"
+            || (f.mh_port || f.mh_fallback) && v.scheduler != "mh"
+        {
+            e.push(
+                s,
+                format!("{what}: sh-*/mh-* flags need the sh/mh scheduler"),
+            );
+        }
+        if f.ops
+            && !fwmark
+            && v.protocol != Protocol::Udp
+            && !matches!(v.target, VsTarget::Group(_))
+        {
+            e.push(
+                s,
+                format!("{what}: ops (one-packet scheduling) needs UDP or a fwmark"),
+            );
+        }
+        match v.persistence_timeout {
+            Some(t) if t == 0 || t > LVS_MAX_TIMEOUT => {
+                e.push(s, format!("{what}: persistence timeout {t} out of range 1..={LVS_MAX_TIMEOUT} seconds"));
+            }
+            None if matches!(v.target, VsTarget::Addr { port: 0, .. }) => {
+                e.push(s, format!("{what}: port 0 (all ports) needs persistence"));
+            }
+            _ => {}
+        }
+        match (v.persistence_granularity, fam) {
+            (Some(Granularity::V6(b)), _) if b == 0 || b > 128 => {
+                e.push(
+                    s,
+                    format!("{what}: IPv6 persistence granularity /{b} out of range 1..=128"),
+                );
+            }
+            (Some(Granularity::V6(_)), Some(IpFamily::Inet))
+            | (Some(Granularity::V4(_)), Some(IpFamily::Inet6)) => {
+                e.push(
+                    s,
+                    format!("{what}: persistence granularity is of the other address family"),
+                );
+            }
+            _ => {}
+        }
+        if v.weight == 0 || v.weight > i32::MAX as u32 {
+            e.push(
+                s,
+                format!("{what}: weight {} out of range 1..={}", v.weight, i32::MAX),
+            );
+        }
+        if v.quorum > 0 && v.hysteresis >= v.quorum {
+            e.push(
+                s,
+                format!(
+                    "{what}: hysteresis {} must be below quorum {}",
+                    v.hysteresis, v.quorum
+                ),
+            );
+        }
+        let total: u64 = v.real_servers.iter().map(|r| u64::from(r.weight)).sum();
+        if u64::from(v.quorum) > total && !v.real_servers.is_empty() {
+            e.push(
+                s,
+                format!(
+                    "{what}: quorum {} exceeds the total weight {total} of its real servers",
+                    v.quorum
+                ),
+            );
+        }
+        let vs_port = match v.target {
+            VsTarget::Addr { port, .. } => Some(port),
+            _ => None,
+        };
+        let mut rs_seen = HashSet::new();
+        let servers = v
+            .real_servers
+            .iter()
+            .map(|r| ("real server", &r.span, r.ip, r.port, r.weight, r.fwd))
+            .chain(
+                v.sorry_server
+                    .iter()
+                    .map(|r| ("sorry server", &r.span, r.ip, r.port, 1, r.fwd)),
+            );
+        for (kind, rs, ip, port, weight, fwd) in servers {
+            let rwhat = format!("{what}: {kind} {ip} {port}");
+            if kind == "real server" && !rs_seen.insert((ip, port)) {
+                e.push(rs, format!("{rwhat} is listed twice"));
+            }
+            if !matches!(fwd, LbKind::Tun(_)) {
+                if let Some(f) = fam {
+                    if fam_of(&ip) != f {
+                        e.push(
+                            rs,
+                            format!(
+                                "{rwhat} is {} but the service is {} (only TUN servers may differ)",
+                                fam_name(fam_of(&ip)),
+                                fam_name(f)
+                            ),
+                        );
+                    }
+                }
+            }
+            if weight > i32::MAX as u32 {
+                e.push(
+                    rs,
+                    format!("{rwhat}: weight {weight} out of range 0..={}", i32::MAX),
+                );
+            }
+            match vs_port {
+                Some(vp) if vp != 0 && port == 0 => {
+                    e.push(
+                        rs,
+                        format!(
+                            "{rwhat}: missing port: expected IP PORT (the service has port {vp})"
+                        ),
+                    );
+                }
+                Some(vp) if vp != 0 && fwd != LbKind::Nat && port != vp => {
+                    e.push(
+                        rs,
+                        format!("{rwhat}: DR/TUN servers must use the service's port {vp}"),
+                    );
+                }
+                None if fwmark && fwd != LbKind::Nat && port != 0 => {
+                    e.push(
+                        rs,
+                        format!("{rwhat}: DR/TUN servers of a fwmark service take no port"),
+                    );
+                }
+                _ => {}
+            }
+            if let LbKind::Tun(t) = fwd {
+                let bad = match (t.kind, t.csum) {
+                    (TunnelKind::Gue { port: 0 }, _) => true,
+                    (TunnelKind::Ipip, c) => c != TunnelCsum::NoCsum,
+                    (TunnelKind::Gre, TunnelCsum::RemCsum) => true,
+                    _ => false,
+                };
+                if bad {
+                    e.push(rs, format!("{rwhat}: invalid tunnel options (gue needs a port; ipip takes no checksum option; gre no remcsum)"));
+                }
+            }
+        }
+    }
 }
 
 fn family(a: &IpAddr) -> &'static str {

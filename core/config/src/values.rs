@@ -3,7 +3,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use crate::model::{Scope, Span, Vip};
+use crate::model::{IpFamily, Scope, Span, Vip, VsgMember};
 
 /// keepalived-style seconds with up to 6 decimals ("1", "0.5", "2.25").
 pub(crate) fn parse_decimal_secs(s: &str) -> Option<Duration> {
@@ -294,6 +294,148 @@ pub(crate) fn format_vip(v: &Vip) -> String {
         s += &format!(" label {l}");
     }
     s
+}
+
+/// A `virtual_server_group` line: `ADDR [PORT]`, a range `ADDR-N [PORT]`
+/// (last IPv4 octet in decimal, last IPv6 group in hex), `ADDR-ADDR
+/// [PORT]`, `ADDR/PREFIX [PORT]`, or `fwmark N [inet|inet6]`. Port 0 = none.
+pub(crate) fn parse_vsg_member(words: &[String]) -> Result<VsgMember, String> {
+    let Some(first) = words.first() else {
+        return Err("empty entry".into());
+    };
+    if words.len() > 3 || (words.len() == 3 && first != "fwmark") {
+        return Err(format!(
+            "too many words in {:?}: expected ADDR[-END] [PORT] or fwmark N [inet|inet6]",
+            words.join(" ")
+        ));
+    }
+    if first == "fwmark" {
+        let mark = words
+            .get(1)
+            .and_then(|m| m.parse::<u32>().ok())
+            .ok_or_else(|| {
+                format!(
+                    "invalid fwmark {:?}: expected 0..={}",
+                    words.get(1).map_or("", |s| s.as_str()),
+                    u32::MAX
+                )
+            })?;
+        let family = match words.get(2).map(String::as_str) {
+            None => None,
+            Some("inet") => Some(IpFamily::Inet),
+            Some("inet6") => Some(IpFamily::Inet6),
+            Some(o) => {
+                return Err(format!(
+                    "fwmark {mark}: unknown family {o:?}: expected inet or inet6"
+                ))
+            }
+        };
+        return Ok(VsgMember::Fwmark { mark, family });
+    }
+    let port = match words.get(1) {
+        None => 0,
+        Some(p) => p
+            .parse::<u16>()
+            .map_err(|_| format!("invalid port {p:?}: expected 0..=65535"))?,
+    };
+    let (first, last) = parse_addr_range(first)?;
+    Ok(VsgMember::Range { first, last, port })
+}
+
+fn parse_addr_range(s: &str) -> Result<(IpAddr, IpAddr), String> {
+    let bad = |why: &str| format!("invalid address range {s:?}: {why}");
+    if let Some((a, p)) = s.split_once('/') {
+        let a: IpAddr = a.parse().map_err(|_| bad("expected ADDR/PREFIX"))?;
+        let bits: u32 = if a.is_ipv4() { 32 } else { 128 };
+        let p: u32 = p
+            .parse()
+            .ok()
+            .filter(|p| (1..=bits).contains(p))
+            .ok_or_else(|| bad(&format!("prefix length must be 1..={bits}")))?;
+        let host = if p == bits {
+            0
+        } else {
+            u128::MAX >> (128 - (bits - p))
+        };
+        let v = addr_bits(a);
+        if v & host != 0 {
+            return Err(bad("host bits are set below the prefix"));
+        }
+        return Ok((a, bits_addr(a.is_ipv6(), v | host)));
+    }
+    let Some((a, end)) = s.split_once('-') else {
+        let a: IpAddr = s.parse().map_err(|_| bad("expected an IP address"))?;
+        return Ok((a, a));
+    };
+    let a: IpAddr = a
+        .parse()
+        .map_err(|_| bad("the start is not an IP address"))?;
+    let last = if (a.is_ipv4() && end.contains('.')) || (a.is_ipv6() && end.contains(':')) {
+        end.parse::<IpAddr>()
+            .map_err(|_| bad("the end is not an IP address"))?
+    } else {
+        // keepalived: the end replaces the last octet (IPv4, decimal) or group (IPv6, hex).
+        let (radix, max, shift_mask) = if a.is_ipv4() {
+            (10, 255, 0xffu128)
+        } else {
+            (16, 0xffff, 0xffffu128)
+        };
+        let n = u128::from_str_radix(end, radix)
+            .ok()
+            .filter(|n| *n <= max)
+            .ok_or_else(|| {
+                bad(&format!(
+                    "the end {end:?} must be a number up to {max}{}",
+                    if radix == 16 { " in hex" } else { "" }
+                ))
+            })?;
+        bits_addr(a.is_ipv6(), (addr_bits(a) & !shift_mask) | n)
+    };
+    if a.is_ipv4() != last.is_ipv4() {
+        return Err(bad("start and end are of different families"));
+    }
+    if addr_bits(last) <= addr_bits(a) {
+        return Err(bad("the end must be greater than the start"));
+    }
+    Ok((a, last))
+}
+
+fn addr_bits(a: IpAddr) -> u128 {
+    match a {
+        IpAddr::V4(v) => u128::from(u32::from(v)),
+        IpAddr::V6(v) => u128::from(v),
+    }
+}
+
+fn bits_addr(v6: bool, b: u128) -> IpAddr {
+    if v6 {
+        IpAddr::V6(b.into())
+    } else {
+        IpAddr::V4(Ipv4Addr::from(b as u32))
+    }
+}
+
+/// Renders a group member in the syntax `parse_vsg_member` reads.
+pub(crate) fn format_vsg_member(m: &VsgMember) -> String {
+    match m {
+        VsgMember::Fwmark { mark, family } => match family {
+            None => format!("fwmark {mark}"),
+            Some(IpFamily::Inet) => format!("fwmark {mark} inet"),
+            Some(IpFamily::Inet6) => format!("fwmark {mark} inet6"),
+        },
+        VsgMember::Range { first, last, port } => {
+            let a = if first == last {
+                first.to_string()
+            } else {
+                format!("{first}-{last}")
+            };
+            if *port == 0 {
+                a
+            } else {
+                format!("{a} {port}")
+            }
+        }
+    }
 }
 
 #[cfg(test)]

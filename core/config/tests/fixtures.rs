@@ -35,6 +35,24 @@ fn strip_spans(mut c: Config) -> Config {
     for g in &mut c.sync_groups {
         g.span = Span::default();
     }
+    for g in &mut c.virtual_server_groups {
+        g.span = Span::default();
+    }
+    for v in &mut c.virtual_servers {
+        v.span = Span::default();
+        if let Some(s) = &mut v.sorry_server {
+            s.span = Span::default();
+        }
+        for r in &mut v.real_servers {
+            r.span = Span::default();
+            for k in &mut r.checkers {
+                k.span = Span::default();
+            }
+        }
+    }
+    if let Some(sd) = &mut c.global.lvs_sync_daemon {
+        sd.span = Span::default();
+    }
     c
 }
 
@@ -119,6 +137,7 @@ fn toml_twins_match_keepalived() {
             "sync-group-two-interfaces.toml",
         ),
         ("v3-ipv4-ipv6.conf", "v3-ipv4-ipv6.toml"),
+        ("lvs-nat-http-get.conf", "lvs-nat-http-get.toml"),
     ] {
         let a = load(&dir("good").join(conf)).expect("conf loads");
         let b = load(&dir("good").join(toml)).expect("toml loads");

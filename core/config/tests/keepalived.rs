@@ -74,7 +74,7 @@ fn ipv6_instance_defaults_to_v3_and_global_checksum_is_inherited() {
 
 #[test]
 fn unsupported_keywords_warn_with_their_line() {
-    let l = ka("global_defs {\n router_id x\n lvs_flush\n}\nvrrp_script s {\n script \"/bin/true\"\n}\nvrrp_instance A {\n interface eth0\n virtual_router_id 5\n notify_master /x\n track_script {\n s\n }\n}\n");
+    let l = ka("global_defs {\n router_id x\n enable_traps\n}\nvrrp_script s {\n script \"/bin/true\"\n}\nvrrp_instance A {\n interface eth0\n virtual_router_id 5\n notify_master /x\n track_script {\n s\n }\n}\n");
     let lines: Vec<(usize, &str)> = l
         .warnings
         .iter()
@@ -83,7 +83,7 @@ fn unsupported_keywords_warn_with_their_line() {
     assert_eq!(
         lines,
         vec![
-            (3, "keyword lvs_flush is not supported yet (ignored)"),
+            (3, "keyword enable_traps is not supported yet (ignored)"),
             (5, "keyword vrrp_script is not supported yet (ignored)"),
             (11, "keyword notify_master is not supported yet (ignored)"),
             (12, "keyword track_script is not supported yet (ignored)"),
@@ -159,4 +159,155 @@ fn toml_render_is_stable() {
     let t = to_toml(&l.config);
     let back = parse_toml_str(&t, Path::new("x.toml")).expect("rendered TOML loads");
     assert_eq!(to_toml(&back.config), t);
+}
+
+const INST: &str = "vrrp_instance A {\n interface eth0\n virtual_router_id 5\n virtual_ipaddress { 10.0.0.1 }\n}\n";
+
+#[test]
+fn virtual_server_defaults_follow_keepalived() {
+    let l = ka(&format!("{INST}virtual_server 10.0.0.1 80 {{\n real_server 10.0.1.1 {{\n HTTP_GET {{\n url {{ path / }}\n }}\n }}\n}}\n"));
+    let v = &l.config.virtual_servers[0];
+    assert_eq!(
+        v.target,
+        VsTarget::Addr {
+            ip: ip("10.0.0.1"),
+            port: 80
+        }
+    );
+    assert_eq!(v.scheduler, "wlc");
+    assert_eq!(v.fwd, LbKind::Nat);
+    // keepalived leaves a service without `protocol` as UDP.
+    assert_eq!(v.protocol, Protocol::Udp);
+    assert_eq!((v.quorum, v.hysteresis), (1, 0));
+    let r = &v.real_servers[0];
+    assert_eq!((r.port, r.weight, r.fwd), (80, 1, LbKind::Nat));
+    assert_eq!(r.checkers[0].kind, "HTTP_GET");
+    assert_eq!(r.checkers[0].body, "url {\n  path /\n}");
+    let msgs: Vec<&str> = l.warnings.iter().map(|w| w.message.as_str()).collect();
+    assert!(
+        msgs.iter().any(|m| m.contains("no protocol set")),
+        "{msgs:?}"
+    );
+    assert_eq!(
+        msgs.iter()
+            .filter(|m| m.contains("health checks are not supported yet"))
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn lvs_globals_and_sync_daemon() {
+    let l = ka(&format!("global_defs {{\n lvs_flush_onstop\n lvs_timeouts udp 30\n lvs_sync_daemon eth1 A 7\n}}\n{INST}"));
+    let g = &l.config.global;
+    assert_eq!(g.lvs_flush_onstop, LvsFlushOnStop::On);
+    assert_eq!(
+        g.lvs_timeouts,
+        Some(LvsTimeouts {
+            tcp: None,
+            tcpfin: None,
+            udp: Some(30)
+        })
+    );
+    let sd = g.lvs_sync_daemon.as_ref().expect("sync daemon");
+    assert_eq!(
+        (sd.interface.as_str(), sd.instance.as_deref(), sd.id),
+        ("eth1", Some("A"), Some(7))
+    );
+    let l = ka(&format!(
+        "global_defs {{\n lvs_sync_daemon eth1 inst A\n}}\n{INST}"
+    ));
+    // The syncid defaults to the followed instance's VRID.
+    assert_eq!(l.config.lvs_syncid(), Some(5));
+}
+
+#[test]
+fn lvs_fixups_warn_like_keepalived() {
+    let l = ka(&format!("{INST}virtual_server 10.0.0.1 80 {{\n protocol TCP\n lb_kind DR\n quorum 5\n hysteresis 9\n real_server 10.0.1.1 81\n real_server 10.0.1.2 80 {{ weight 2 }}\n}}\n"));
+    let v = &l.config.virtual_servers[0];
+    assert_eq!(v.real_servers[0].port, 80);
+    assert_eq!((v.quorum, v.hysteresis), (3, 2));
+    assert_eq!(l.warnings.len(), 3, "{:?}", l.warnings);
+}
+
+#[test]
+fn group_ranges_and_tunnels() {
+    let l = ka(&format!("{INST}virtual_server_group G {{\n 10.0.0.1-3 80\n 2001:db8::a-f 80\n 10.1.0.0/30\n fwmark 4 inet6\n}}\nvirtual_server fwmark 9 {{\n lvs_method TUN type gre csum\n real_server 2001:db8::1\n}}\n"));
+    let m = &l.config.virtual_server_groups[0].members;
+    assert_eq!(
+        m[0],
+        VsgMember::Range {
+            first: ip("10.0.0.1"),
+            last: ip("10.0.0.3"),
+            port: 80
+        }
+    );
+    assert_eq!(
+        m[1],
+        VsgMember::Range {
+            first: ip("2001:db8::a"),
+            last: ip("2001:db8::f"),
+            port: 80
+        }
+    );
+    assert_eq!(
+        m[2],
+        VsgMember::Range {
+            first: ip("10.1.0.0"),
+            last: ip("10.1.0.3"),
+            port: 0
+        }
+    );
+    assert_eq!(
+        m[3],
+        VsgMember::Fwmark {
+            mark: 4,
+            family: Some(IpFamily::Inet6)
+        }
+    );
+    let r = &l.config.virtual_servers[0].real_servers[0];
+    assert_eq!(
+        r.fwd,
+        LbKind::Tun(Tunnel {
+            kind: TunnelKind::Gre,
+            csum: TunnelCsum::Csum
+        })
+    );
+}
+
+#[test]
+fn lvs_errors_name_the_line() {
+    let e = ka_err(&format!("{INST}virtual_server 10.0.0.1 80 {{\n lvs_method TUN type gue\n real_server 10.0.1.1 80\n}}\n"));
+    assert_eq!(e.first().map(|d| d.span.line), Some(7));
+    let e = ka_err(&format!("{INST}virtual_server 10.0.0.1 80 {{\n protocol TCP\n real_server 2001:db8::1 80\n real_server 10.0.1.1 80\n real_server 10.0.1.1 80\n}}\nvirtual_server 10.0.0.1 80 {{\n protocol TCP\n real_server 10.0.1.1 80\n}}\n"));
+    let msgs: Vec<String> = e
+        .errors
+        .iter()
+        .map(|d| format!("{}: {}", d.span.line, d.message))
+        .collect();
+    assert!(
+        msgs[0].starts_with("8: ") && msgs[0].contains("is IPv6 but the service is IPv4"),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs.iter()
+            .any(|m| m.starts_with("10: ") && m.contains("listed twice")),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs.iter()
+            .any(|m| m.starts_with("12: ") && m.contains("duplicate virtual_server")),
+        "{msgs:?}"
+    );
+    for s in [
+        "virtual_server",
+        "virtual_server fwmark",
+        "virtual_server 1.2.3.4 99999 {}",
+        "virtual_server_group G { 1.2.3.4-x }",
+        "global_defs { lvs_timeouts tcp }",
+        "global_defs { lvs_sync_daemon }",
+        "virtual_server 1.1.1.1 1 { real_server }",
+    ] {
+        let _ = parse_keepalived_str(s, Path::new("g.conf"));
+    }
 }

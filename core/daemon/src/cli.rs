@@ -10,6 +10,8 @@ usage: lbd [-f|--config FILE] [--check] [--api-socket PATH] [--log-level LEVEL]
                         default: /etc/lb/lbd.toml, else /etc/keepalived/keepalived.conf
       --check           validate the configuration, print findings, exit 0 or 1
       --convert         print the configuration as lbd TOML and exit
+      --ipvs-status     print the kernel's IPVS table as lbd reads it
+                        (the shape of `ipvsadm -Ln`) and exit
       --api-socket PATH control socket (default /run/lbd/lbd.sock)
       --log-level LEVEL error|warn|info|debug|trace (default info; RUST_LOG wins)
   -D, --log-detail      same as --log-level debug (keepalived's -D)
@@ -25,6 +27,7 @@ pub struct Args {
     pub config: Option<PathBuf>,
     pub check: bool,
     pub convert: bool,
+    pub ipvs_status: bool,
     pub api_socket: PathBuf,
     pub log_level: Option<String>,
 }
@@ -41,6 +44,7 @@ pub fn parse<I: IntoIterator<Item = String>>(argv: I) -> Result<Parsed, String> 
         config: None,
         check: false,
         convert: false,
+        ipvs_status: false,
         api_socket: PathBuf::from("/run/lbd/lbd.sock"),
         log_level: None,
     };
@@ -61,6 +65,7 @@ pub fn parse<I: IntoIterator<Item = String>>(argv: I) -> Result<Parsed, String> 
             "-f" | "--config" | "--use-file" => args.config = Some(PathBuf::from(value(&flag)?)),
             "--check" | "-t" | "--config-test" => args.check = true,
             "--convert" => args.convert = true,
+            "--ipvs-status" => args.ipvs_status = true,
             "--api-socket" => args.api_socket = PathBuf::from(value(&flag)?),
             "--log-level" => args.log_level = Some(value(&flag)?),
             "-D" | "--log-detail" => args.log_level = Some("debug".into()),

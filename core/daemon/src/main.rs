@@ -3,6 +3,8 @@
 mod api;
 mod cli;
 mod counters;
+mod lvs;
+mod lvs_desired;
 mod node;
 mod setup;
 
@@ -52,6 +54,10 @@ fn init_logging(level: Option<&str>) {
 }
 
 fn run(args: cli::Args) -> Result<ExitCode> {
+    if args.ipvs_status {
+        // Needs no configuration: it only reads the kernel.
+        return with_runtime(lvs::print_status()).map(|_| ExitCode::SUCCESS);
+    }
     let path = setup::config_path(args.config.as_deref())?;
     let loaded = setup::load_config(&path)?;
     if args.check {
@@ -76,9 +82,14 @@ fn run(args: cli::Args) -> Result<ExitCode> {
     }
     lbd_sys::check_privileges()?;
     let _api = api::ApiSocket::reserve(&args.api_socket)?;
+    with_runtime(node::run(loaded.config))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One thread: lbd's work is I/O-bound and its RSS is measured.
+fn with_runtime<F: std::future::Future<Output = Result<()>>>(f: F) -> Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    rt.block_on(node::run(loaded.config))?;
-    Ok(ExitCode::SUCCESS)
+    rt.block_on(f)
 }

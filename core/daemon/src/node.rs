@@ -22,6 +22,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
 
 use crate::counters::Counters;
+use crate::lvs::LvsHandle;
 
 const PROTO_VRRP: u8 = 112;
 const PROTO_AH: u8 = 51;
@@ -108,6 +109,8 @@ struct Node {
     /// nftables drop rules are installed for no_accept VIPs.
     no_accept_installed: bool,
     mcast_group4: Ipv4Addr,
+    /// IPVS reconciler, when virtual servers are configured.
+    lvs: Option<LvsHandle>,
 }
 
 pub async fn run(config: Config) -> Result<()> {
@@ -116,6 +119,8 @@ pub async fn run(config: Config) -> Result<()> {
         .context("opening the netlink connection")?;
     let (tx, mut rx) = mpsc::unbounded_channel::<Ev>();
     let mut node = Node::build(nl, &config).await?;
+    // IPVS first: when an instance becomes master its services are in place.
+    node.lvs = crate::lvs::start(&config).await?;
 
     for (i, (key, sock)) in node.socks.iter().enumerate() {
         spawn_receiver(i, key.clone(), sock.clone(), tx.clone());
@@ -249,6 +254,7 @@ impl Node {
             counters: Counters::default(),
             no_accept_installed: false,
             mcast_group4: g.mcast_group4,
+            lvs: None,
         };
         for l in node.nl.links().await.context("listing links")? {
             node.links.insert(l.name.clone(), l.up);
@@ -552,6 +558,9 @@ impl Node {
         for i in 0..self.insts.len() {
             self.remove_vips(i, true).await;
         }
+        if let Some(l) = &self.lvs {
+            l.stop().await;
+        }
         if self.no_accept_installed {
             if let Err(e) = lbd_sys::firewall::remove_no_accept() {
                 warn!("{e}");
@@ -736,6 +745,9 @@ impl Node {
                     inst.fsm.effective_priority()
                 );
                 self.counters.bump(&format!("state_{to:?}").to_lowercase());
+                if let Some(l) = &self.lvs {
+                    l.instance_state(&inst.cfg.name, to == State::Master);
+                }
                 self.propagate_sync(i, to);
             }
         }

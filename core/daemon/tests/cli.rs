@@ -85,7 +85,7 @@ fn unsupported_keywords_are_warnings_with_file_and_line() {
         out.contains(&format!("{}:", p.display())) && out.contains("warning"),
         "{out}"
     );
-    assert!(out.contains("virtual_server"), "{out}");
+    assert!(out.contains("vrrp_script"), "{out}");
 }
 
 /// keepalived.conf -> `--convert` -> TOML that `--check` accepts and that

@@ -18,6 +18,10 @@ pub enum SysError {
     /// The caller passed something the kernel call cannot express.
     #[error("{what}: {detail}")]
     Invalid { what: String, detail: String },
+    /// The generic netlink family "IPVS" is missing, even after
+    /// `modprobe ip_vs`.
+    #[error("IPVS not available: the kernel lacks ip_vs (modprobe ip_vs)")]
+    IpvsUnavailable,
 }
 
 impl SysError {

@@ -1,13 +1,15 @@
-//! lbd-sys: the kernel edges for VRRP.
+//! lbd-sys: the kernel edges for VRRP and IPVS.
 //!
-//! rtnetlink (links, addresses, link events), the VRRP raw sockets and the
-//! gratuitous ARP / unsolicited NA sender. Kernel errors become [`SysError`]
-//! values that say what was attempted and where; nothing here decides policy.
+//! rtnetlink (links, addresses, link events), the VRRP raw sockets, the
+//! gratuitous ARP / unsolicited NA sender and the IPVS generic netlink
+//! client. Kernel errors become [`SysError`] values that say what was
+//! attempted and where; nothing here decides policy.
 
 mod caps;
 mod error;
 pub mod firewall;
 mod garp;
+pub mod ipvs;
 mod netlink;
 mod sockopt;
 mod vrrp_socket;
@@ -15,5 +17,6 @@ mod vrrp_socket;
 pub use caps::check_privileges;
 pub use error::SysError;
 pub use garp::{garp_frame, icmpv6_checksum, unsolicited_na, GarpSender};
+pub use ipvs::{Ipvs, SyncDaemon, SyncState};
 pub use netlink::{AddrSpec, IfAddr, LinkEvent, LinkEvents, LinkInfo, Netlink};
 pub use vrrp_socket::{RecvV6, VrrpSocketV4, VrrpSocketV6};

@@ -1,0 +1,274 @@
+//! IPVS reconciliation: the kernel is converged to the configured virtual
+//! servers with the fewest operations, drift is repaired periodically, and
+//! entries lbd does not own are never touched. The connection sync daemon
+//! follows the VRRP instance named by `lvs_sync_daemon`.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use lbd_config::Config;
+use lbd_ipvs::{diff, IpvsState, Op, OwnedSet};
+use lbd_sys::ipvs::{Ipvs, SyncDaemon, SyncState};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, error, info, warn};
+
+use crate::lvs_desired;
+
+/// How often the kernel is compared with the desired state.
+const RESYNC: Duration = Duration::from_secs(5);
+
+enum Msg {
+    InstanceState { name: String, master: bool },
+    Stop(oneshot::Sender<()>),
+}
+
+/// The VRRP loop's handle on the reconciler task.
+pub struct LvsHandle {
+    tx: mpsc::UnboundedSender<Msg>,
+}
+
+impl LvsHandle {
+    /// A VRRP instance changed state (only `lvs_sync_daemon` cares).
+    pub fn instance_state(&self, name: &str, master: bool) {
+        let _ = self.tx.send(Msg::InstanceState {
+            name: name.to_string(),
+            master,
+        });
+    }
+
+    /// Applies the stop policy and waits for it.
+    pub async fn stop(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Msg::Stop(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+struct Reconciler {
+    ipvs: Ipvs,
+    desired: IpvsState,
+    owned: OwnedSet,
+    /// The daemon and the VRRP instance it follows (`None`: both roles always).
+    sync: Option<(Option<String>, SyncDaemon)>,
+    flush_onstop: lbd_config::LvsFlushOnStop,
+}
+
+/// Starts IPVS management when the configuration asks for it; a config
+/// without virtual servers never needs IPVS (nor the module).
+pub async fn start(cfg: &Config) -> Result<Option<LvsHandle>> {
+    let g = &cfg.global;
+    if cfg.virtual_servers.is_empty() && g.lvs_sync_daemon.is_none() {
+        return Ok(None);
+    }
+    let desired = lvs_desired::desired_state(cfg)?;
+    let ipvs = Ipvs::connect().await?;
+    if let Some(t) = &g.lvs_timeouts {
+        // 0 leaves a timeout as the kernel has it.
+        ipvs.set_timeouts(
+            t.tcp.unwrap_or(0),
+            t.tcpfin.unwrap_or(0),
+            t.udp.unwrap_or(0),
+        )
+        .await
+        .context("setting lvs_timeouts")?;
+    }
+    if g.lvs_flush {
+        ipvs.flush().await.context("lvs_flush")?;
+        info!("lvs_flush: IPVS table flushed");
+    }
+    let sync = g
+        .lvs_sync_daemon
+        .as_ref()
+        .map(|s| (s.instance.clone(), lvs_desired::sync_daemon(cfg, s)));
+    let owned: OwnedSet = desired.services.keys().cloned().collect();
+    let mut r = Reconciler {
+        ipvs,
+        desired,
+        owned,
+        sync,
+        flush_onstop: g.lvs_flush_onstop,
+    };
+    r.reconcile(true).await?;
+    // Instances start in Backup: so does the sync daemon (keepalived does the same).
+    r.sync_role(None, false).await;
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(r.run(rx));
+    Ok(Some(LvsHandle { tx }))
+}
+
+fn describe(op: &Op) -> String {
+    match op {
+        Op::AddService(s) => format!("add service {} {}", s.key, s.spec.scheduler),
+        Op::EditService(k, s) => format!("change service {k} (scheduler {})", s.scheduler),
+        Op::DelService(k) => format!("delete service {k}"),
+        Op::AddDest(k, d, s) => format!(
+            "add real server {d} to {k} ({:?}, weight {})",
+            s.fwd, s.weight
+        ),
+        Op::EditDest(k, d, s) => format!(
+            "change real server {d} of {k} ({:?}, weight {})",
+            s.fwd, s.weight
+        ),
+        Op::DelDest(k, d) => format!("remove real server {d} from {k}"),
+    }
+}
+
+impl Reconciler {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Msg>) {
+        let mut tick = tokio::time::interval(RESYNC);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await; // the first tick fires at once; start() just reconciled
+        loop {
+            tokio::select! {
+                msg = rx.recv() => match msg {
+                    Some(Msg::InstanceState { name, master }) => self.sync_role(Some(&name), master).await,
+                    Some(Msg::Stop(done)) => {
+                        self.stop().await;
+                        let _ = done.send(());
+                        return;
+                    }
+                    None => return,
+                },
+                _ = tick.tick() => {
+                    if let Err(e) = self.reconcile(false).await {
+                        warn!("IPVS resync: {e:#}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Converges the kernel to the desired state. On start, matching entries
+    /// are adopted as they are (no flush: established connections live on);
+    /// later, any difference is drift and is logged as repaired.
+    async fn reconcile(&mut self, initial: bool) -> Result<()> {
+        let (observed, _) = self.ipvs.dump().await.context("reading IPVS state")?;
+        let ops = diff(&self.desired, &observed, &self.owned);
+        if ops.is_empty() {
+            if initial {
+                info!(
+                    "IPVS: {} virtual server(s) in place, nothing to change",
+                    self.desired.services.len()
+                );
+            }
+            return Ok(());
+        }
+        let n = ops.len();
+        let labels: Vec<String> = ops.iter().map(describe).collect();
+        let results = self
+            .ipvs
+            .apply(ops)
+            .await
+            .context("applying IPVS changes")?;
+        let mut failed = 0;
+        for (label, r) in labels.iter().zip(results) {
+            match r {
+                Ok(()) if initial => debug!("IPVS: {label}"),
+                Ok(()) => warn!("IPVS drift repaired: {label}"),
+                Err(e) => {
+                    failed += 1;
+                    error!("IPVS: {label}: {e}");
+                }
+            }
+        }
+        if initial {
+            info!("IPVS: applied {} change(s), {failed} failed", n - failed);
+        }
+        Ok(())
+    }
+
+    /// keepalived semantics: master sync daemon on the VRRP master of the
+    /// named instance, backup daemon elsewhere.
+    async fn sync_role(&mut self, instance: Option<&str>, master: bool) {
+        let Some((follows, d)) = &self.sync else {
+            return;
+        };
+        let Some(name) = follows else {
+            // Following no instance: keepalived runs both daemons all the time.
+            if instance.is_none() {
+                for state in [SyncState::Master, SyncState::Backup] {
+                    let mut d = d.clone();
+                    d.state = state;
+                    if let Err(e) = self.ipvs.start_sync_daemon(&d).await {
+                        error!("IPVS sync daemon {state:?} on {}: {e}", d.ifname);
+                    }
+                }
+            }
+            return;
+        };
+        if instance.is_some_and(|i| i != name) {
+            return;
+        }
+        let (stop, start) = if master {
+            (SyncState::Backup, SyncState::Master)
+        } else {
+            (SyncState::Master, SyncState::Backup)
+        };
+        let _ = self.ipvs.stop_sync_daemon(stop).await;
+        let mut d = d.clone();
+        d.state = start;
+        match self.ipvs.start_sync_daemon(&d).await {
+            Ok(()) => info!(
+                "IPVS sync daemon: {start:?} on {} (syncid {})",
+                d.ifname, d.syncid
+            ),
+            Err(e) => error!("IPVS sync daemon {start:?} on {}: {e}", d.ifname),
+        }
+    }
+
+    async fn stop(&mut self) {
+        use lbd_config::LvsFlushOnStop as F;
+        if self.sync.is_some() {
+            let _ = self.ipvs.stop_sync_daemon(SyncState::Master).await;
+            let _ = self.ipvs.stop_sync_daemon(SyncState::Backup).await;
+        }
+        let result = match self.flush_onstop {
+            // keepalived's default: remove what it owns, real servers first.
+            // With expire_nodest_conn 0 (the kernel default) established
+            // connections are held, not reset, and resume when a restarted
+            // lbd adds the same servers back.
+            F::Off => {
+                let mut ops = Vec::new();
+                for k in self.owned.iter() {
+                    if let Some(s) = self.desired.services.get(k) {
+                        ops.extend(s.dests.keys().map(|d| Op::DelDest(k.clone(), *d)));
+                    }
+                    ops.push(Op::DelService(k.clone()));
+                }
+                let n = self.owned.len();
+                self.ipvs
+                    .apply(ops)
+                    .await
+                    .map(|_| format!("removed {n} virtual server(s)"))
+            }
+            F::On => self
+                .ipvs
+                .flush()
+                .await
+                .map(|_| "flushed the IPVS table".to_string()),
+            F::VsOnly => {
+                let ops: Vec<Op> = self.owned.iter().cloned().map(Op::DelService).collect();
+                let n = ops.len();
+                self.ipvs
+                    .apply(ops)
+                    .await
+                    .map(|_| format!("removed {n} virtual server(s)"))
+            }
+        };
+        match result {
+            Ok(what) => info!("IPVS on stop: {what}"),
+            Err(e) => error!("IPVS on stop: {e}"),
+        }
+    }
+}
+
+/// `lbd --ipvs-status`: the kernel's IPVS table as lbd reads it, in the
+/// shape of `ipvsadm -Ln`.
+pub async fn print_status() -> Result<()> {
+    let ipvs = Ipvs::connect().await?;
+    let info = ipvs.info().await.context("reading IPVS info")?;
+    let (state, counters) = ipvs.dump().await.context("reading IPVS state")?;
+    print!("{}", lbd_ipvs::render_ipvsadm(&info, &state, &counters));
+    Ok(())
+}

@@ -1,0 +1,193 @@
+//! From the configuration's virtual servers to the IPVS state lbd wants in
+//! the kernel. Health checks come with a later issue: until then every real
+//! server is up, so `quorum` only matters when weights add up below it.
+
+use std::net::IpAddr;
+
+use anyhow::{bail, Result};
+use lbd_config as cfg;
+use lbd_ipvs::{
+    Af, DestKey, DestSpec, Fwd, IpvsState, Protocol, Service, ServiceKey, ServiceSpec, TunType,
+    IP_VS_SVC_F_ONEPACKET, IP_VS_SVC_F_SCHED1, IP_VS_SVC_F_SCHED2, IP_VS_SVC_F_SCHED3, TUN_F_CSUM,
+    TUN_F_REMCSUM,
+};
+use lbd_sys::ipvs::{SyncDaemon, SyncState};
+
+/// A `virtual_server_group` range may not expand past this many addresses.
+const MAX_RANGE: u128 = 65536;
+
+pub fn desired_state(c: &cfg::Config) -> Result<IpvsState> {
+    let mut state = IpvsState::new();
+    for vs in &c.virtual_servers {
+        for key in keys(c, vs)? {
+            let svc = service(vs, key);
+            if let Some(old) = state.insert(svc) {
+                bail!(
+                    "{}: virtual server {} is configured twice",
+                    vs.span,
+                    old.key
+                );
+            }
+        }
+    }
+    if let Err(e) = state.validate() {
+        bail!("virtual servers rejected: {e}");
+    }
+    Ok(state)
+}
+
+fn protocol(p: cfg::Protocol) -> Protocol {
+    match p {
+        cfg::Protocol::Tcp => Protocol::Tcp,
+        cfg::Protocol::Udp => Protocol::Udp,
+        cfg::Protocol::Sctp => Protocol::Sctp,
+    }
+}
+
+fn family(f: Option<cfg::IpFamily>, vs: &cfg::VirtualServer) -> Af {
+    match f.or(vs.ip_family) {
+        Some(cfg::IpFamily::Inet6) => Af::V6,
+        Some(cfg::IpFamily::Inet) => Af::V4,
+        // keepalived: a fwmark service takes its real servers' family.
+        None => vs.real_servers.first().map_or(Af::V4, |r| Af::of(&r.ip)),
+    }
+}
+
+/// The kernel services one virtual server stands for (a group expands).
+fn keys(c: &cfg::Config, vs: &cfg::VirtualServer) -> Result<Vec<ServiceKey>> {
+    let proto = protocol(vs.protocol);
+    Ok(match &vs.target {
+        cfg::VsTarget::Addr { ip, port } => vec![ServiceKey::addr(proto, *ip, *port)],
+        cfg::VsTarget::Fwmark(m) => vec![ServiceKey::fwmark(family(None, vs), *m)],
+        cfg::VsTarget::Group(name) => {
+            let Some(g) = c.virtual_server_groups.iter().find(|g| &g.name == name) else {
+                bail!("{}: unknown virtual_server_group {name}", vs.span);
+            };
+            let mut out = Vec::new();
+            for m in &g.members {
+                match m {
+                    cfg::VsgMember::Fwmark { mark, family: f } => {
+                        out.push(ServiceKey::fwmark(family(*f, vs), *mark))
+                    }
+                    cfg::VsgMember::Range { first, last, port } => {
+                        for ip in range(*first, *last, &g.span)? {
+                            out.push(ServiceKey::addr(proto, ip, *port));
+                        }
+                    }
+                }
+            }
+            out
+        }
+    })
+}
+
+fn range(first: IpAddr, last: IpAddr, span: &cfg::Span) -> Result<Vec<IpAddr>> {
+    let (a, b) = match (first, last) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => (u128::from(u32::from(a)), u128::from(u32::from(b))),
+        (IpAddr::V6(a), IpAddr::V6(b)) => (u128::from(a), u128::from(b)),
+        _ => bail!("{span}: range {first}-{last} mixes address families"),
+    };
+    if b < a || b - a >= MAX_RANGE {
+        bail!("{span}: range {first}-{last} is empty or too large");
+    }
+    Ok((a..=b)
+        .map(|n| match first {
+            // In range by construction: both ends are IPv4 here.
+            IpAddr::V4(_) => IpAddr::V4(u32::try_from(n).unwrap_or(u32::MAX).into()),
+            IpAddr::V6(_) => IpAddr::V6(n.into()),
+        })
+        .collect())
+}
+
+fn sched_flags(f: &cfg::SchedFlags) -> u32 {
+    let mut v = 0;
+    // sh-/mh- fallback and port are the kernel's flag-1 and flag-2.
+    if f.flag_1 || f.sh_fallback || f.mh_fallback {
+        v |= IP_VS_SVC_F_SCHED1;
+    }
+    if f.flag_2 || f.sh_port || f.mh_port {
+        v |= IP_VS_SVC_F_SCHED2;
+    }
+    if f.flag_3 {
+        v |= IP_VS_SVC_F_SCHED3;
+    }
+    if f.ops {
+        v |= IP_VS_SVC_F_ONEPACKET;
+    }
+    v
+}
+
+fn dest(fwd: &cfg::LbKind, weight: u32, u: u32, l: u32) -> DestSpec {
+    let mut d = DestSpec::new(Fwd::Masq, weight);
+    d.u_threshold = u;
+    d.l_threshold = l;
+    match fwd {
+        cfg::LbKind::Nat => {}
+        cfg::LbKind::Dr => d.fwd = Fwd::Route,
+        cfg::LbKind::Tun(t) => {
+            d.fwd = Fwd::Tunnel;
+            let (ty, port) = match t.kind {
+                cfg::TunnelKind::Ipip => (TunType::Ipip, None),
+                cfg::TunnelKind::Gue { port } => (TunType::Gue, Some(port)),
+                cfg::TunnelKind::Gre => (TunType::Gre, None),
+            };
+            d.tun_type = Some(ty);
+            d.tun_port = port;
+            d.tun_flags = Some(match t.csum {
+                cfg::TunnelCsum::NoCsum => 0,
+                cfg::TunnelCsum::Csum => TUN_F_CSUM,
+                cfg::TunnelCsum::RemCsum => TUN_F_REMCSUM,
+            });
+        }
+    }
+    d
+}
+
+fn service(vs: &cfg::VirtualServer, key: ServiceKey) -> Service {
+    let af = key.af();
+    let mut spec = ServiceSpec::new(vs.scheduler.clone(), af);
+    spec.flags = sched_flags(&vs.sched_flags);
+    spec.persistence = vs.persistence_timeout;
+    if let Some(g) = vs.persistence_granularity {
+        spec.netmask = match g {
+            cfg::Granularity::V4(m) => u32::from(m),
+            cfg::Granularity::V6(p) => u32::from(p),
+        };
+    }
+    spec.pe_name = vs.persistence_engine.clone();
+    let mut svc = Service::new(key.clone(), spec);
+    // keepalived fills a missing real-server port from the service's.
+    let vs_port = match key {
+        ServiceKey::Addr { port, .. } => port,
+        ServiceKey::Fwmark { .. } => 0,
+    };
+    let port = |p: u16| if p == 0 { vs_port } else { p };
+    let mut live_weight: u64 = 0;
+    for rs in &vs.real_servers {
+        live_weight += u64::from(rs.weight);
+        svc = svc.with_dest(
+            DestKey::new(rs.ip, port(rs.port)),
+            dest(&rs.fwd, rs.weight, rs.u_threshold, rs.l_threshold),
+        );
+    }
+    // Below quorum the sorry server takes the traffic (keepalived).
+    if let Some(s) = &vs.sorry_server {
+        if live_weight < u64::from(vs.quorum) {
+            svc = svc.with_dest(DestKey::new(s.ip, port(s.port)), dest(&s.fwd, 1, 0, 0));
+        }
+    }
+    svc
+}
+
+/// The kernel's sync-daemon request for `lvs_sync_daemon`.
+pub fn sync_daemon(c: &cfg::Config, s: &cfg::LvsSyncDaemon) -> SyncDaemon {
+    SyncDaemon {
+        state: SyncState::Backup,
+        ifname: s.interface.clone(),
+        syncid: c.lvs_syncid().unwrap_or(0),
+        maxlen: s.maxlen,
+        port: s.port,
+        ttl: s.ttl,
+        group: s.group,
+    }
+}

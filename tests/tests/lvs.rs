@@ -1,0 +1,328 @@
+//! LVS pair end to end, as in DESIGN.md: two lbd nodes, HTTP backends and a
+//! client in namespaces; requests to the VIP are balanced by IPVS and keep
+//! being served after the master is killed. Needs IPVS, so it runs inside
+//! the VM tier (`tests/vm/run --cargo-test lbd-tests --features vm`).
+#![cfg(feature = "vm")]
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use lbd_tests::daemon::{Daemon, Kind};
+use lbd_tests::http;
+use lbd_tests::lab::{Lab, Node};
+use lbd_tests::wait_until;
+
+const VIP: &str = "10.0.0.100";
+/// The backends' default gateway in NAT mode: a VIP on the inner LAN.
+const GW: &str = "10.0.1.254";
+
+fn in_vm() -> bool {
+    std::env::var("LBD_IN_VM").is_ok_and(|v| v == "1")
+}
+
+fn conf(prio: u8, kind: &str, sched: &str, backends: &[&Node], nat: bool) -> String {
+    let mut s = String::from("global_defs {\n  router_id lvs\n}\n");
+    s += &format!(
+        "vrrp_instance VI_PUB {{\n  state BACKUP\n  interface eth0\n  virtual_router_id 51\n  \
+         priority {prio}\n  advert_int 1\n  virtual_ipaddress {{\n    {VIP}/24\n  }}\n}}\n"
+    );
+    if nat {
+        s += &format!(
+            "vrrp_instance VI_GW {{\n  state BACKUP\n  interface eth1\n  virtual_router_id 52\n  \
+             priority {prio}\n  advert_int 1\n  virtual_ipaddress {{\n    {GW}/24\n  }}\n}}\n\
+             vrrp_sync_group G {{\n  group {{\n    VI_PUB\n    VI_GW\n  }}\n}}\n"
+        );
+    }
+    s += &format!(
+        "virtual_server {VIP} 80 {{\n  lb_algo {sched}\n  lb_kind {kind}\n  protocol TCP\n"
+    );
+    for b in backends {
+        let ip = if nat { b.ip4(1) } else { b.ip4(0) };
+        s += &format!("  real_server {ip} 80 {{\n    weight 1\n  }}\n");
+    }
+    s += "}\n";
+    s
+}
+
+/// Who answered `n` requests to the VIP.
+fn spread(lab: &Lab, client: &Node, n: usize) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for _ in 0..n {
+        let who = http::get(lab, client, VIP, 80).unwrap_or_else(|| "(none)".into());
+        *m.entry(who).or_insert(0) += 1;
+    }
+    m
+}
+
+fn scenario(test: &str, nat: bool) {
+    if !in_vm() {
+        eprintln!("skipping {test}: needs IPVS (runs in the VM tier)");
+        return;
+    }
+    let Some(lab) = Lab::new(test) else { return };
+    let (a, b, client) = (lab.node("a"), lab.node("b"), lab.host("client"));
+    let webs = [lab.host("web1"), lab.host("web2")];
+    for n in [&a, &b] {
+        lab.exec_ok(n, &["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+    }
+    if nat {
+        lab.join(&a, 1);
+        lab.join(&b, 1);
+        // NAT: replies must return through the director, so the backends
+        // live on the inner LAN only, routed by the gateway VIP.
+        for w in &webs {
+            lab.exec_ok(w, &["ip", "link", "del", "eth0"]);
+            lab.join(w, 1);
+            lab.exec_ok(w, &["ip", "route", "add", "default", "via", GW]);
+        }
+    } else {
+        // DR: backends own the VIP on lo and must not answer ARP for it.
+        for w in &webs {
+            lab.exec_ok(w, &["ip", "addr", "add", &format!("{VIP}/32"), "dev", "lo"]);
+            lab.exec_ok(w, &["sysctl", "-qw", "net.ipv4.conf.all.arp_ignore=1"]);
+            lab.exec_ok(w, &["sysctl", "-qw", "net.ipv4.conf.all.arp_announce=2"]);
+        }
+    }
+    let _servers: Vec<_> = webs
+        .iter()
+        .map(|w| http::serve(&lab, w, &w.name, "0.0.0.0", 80))
+        .collect();
+    let refs: Vec<&Node> = webs.iter().collect();
+    let (kind, sched) = if nat { ("NAT", "rr") } else { ("DR", "lc") };
+    let da = Daemon::start(&lab, Kind::Lbd, &a, &conf(150, kind, sched, &refs, nat));
+    let _db = Daemon::start(&lab, Kind::Lbd, &b, &conf(100, kind, sched, &refs, nat));
+
+    assert!(
+        wait_until(Duration::from_secs(20), || lab.has_addr(&a, "eth0", VIP)
+            && !lab.has_addr(&b, "eth0", VIP)),
+        "a never became the sole VIP holder"
+    );
+    // Both directors have the virtual server (lbd applies it on every node).
+    for n in [&a, &b] {
+        let out = lab.exec_ok(n, &["ipvsadm", "-Ln"]);
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            text.contains(&format!("TCP  {VIP}:80 {sched}")),
+            "{}: {text}",
+            n.name
+        );
+    }
+    assert!(
+        wait_until(Duration::from_secs(20), || http::get(
+            &lab, &client, VIP, 80
+        )
+        .is_some()),
+        "the VIP never answered"
+    );
+    let m = spread(&lab, &client, 10);
+    eprintln!("{test}: before failover {m:?}");
+    for w in &webs {
+        assert!(
+            m.get(&w.name).copied().unwrap_or(0) >= 2,
+            "{} got too few: {m:?}",
+            w.name
+        );
+    }
+    if nat {
+        // rr over two equal backends alternates exactly.
+        assert_eq!(m.get("web1"), m.get("web2"), "rr is not even: {m:?}");
+    }
+
+    da.kill(&lab);
+    assert!(
+        wait_until(Duration::from_secs(20), || lab.has_addr(&b, "eth0", VIP)),
+        "b never took the VIP"
+    );
+    assert!(
+        wait_until(Duration::from_secs(20), || spread(&lab, &client, 2)
+            .keys()
+            .all(|k| k != "(none)")),
+        "requests did not succeed through b"
+    );
+    let m = spread(&lab, &client, 10);
+    eprintln!("{test}: after failover {m:?}");
+    for w in &webs {
+        assert!(
+            m.get(&w.name).copied().unwrap_or(0) >= 2,
+            "{} got too few: {m:?}",
+            w.name
+        );
+    }
+}
+
+#[test]
+fn lvs_pair_nat_rr_failover() {
+    scenario("lvs_nat", true);
+}
+
+#[test]
+fn lvs_pair_dr_lc_failover() {
+    scenario("lvs_dr", false);
+}
+
+/// A TCP echo server: one line in, the same line out, per connection, for
+/// as long as the client keeps it open.
+const ECHO: &str = r#"
+import socket, sys, threading
+srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("0.0.0.0", int(sys.argv[1]))); srv.listen(16)
+print("listening", flush=True)
+def serve(c):
+    f = c.makefile("rwb")
+    for line in f:
+        f.write(line); f.flush()
+while True:
+    c, _ = srv.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+"#;
+
+/// One connection kept open: an echo before, and one more after `go` exists.
+const HOLD: &str = r#"
+import os, socket, sys, time
+c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=60)
+f = c.makefile("rwb")
+f.write(b"one\n"); f.flush(); print("got", f.readline().decode().strip(), flush=True)
+while not os.path.exists(sys.argv[3]):
+    time.sleep(0.05)
+f.write(b"two\n"); f.flush(); print("got", f.readline().decode().strip(), flush=True)
+"#;
+
+fn ipvs(lab: &Lab, n: &Node) -> String {
+    String::from_utf8_lossy(&lab.exec_ok(n, &["ipvsadm", "-Ln"]).stdout).to_string()
+}
+
+/// Adopt without flush, drift repair, foreign entries untouched.
+#[test]
+fn lvs_reconcile_adopt_drift_foreign() {
+    let test = "lvs_reconcile";
+    if !in_vm() {
+        eprintln!("skipping {test}: needs IPVS (runs in the VM tier)");
+        return;
+    }
+    let Some(lab) = Lab::new(test) else { return };
+    let (a, client) = (lab.node("a"), lab.host("client"));
+    let webs = [lab.host("web1"), lab.host("web2")];
+    lab.exec_ok(&a, &["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+    lab.join(&a, 1);
+    for w in &webs {
+        lab.exec_ok(w, &["ip", "link", "del", "eth0"]);
+        lab.join(w, 1);
+        lab.exec_ok(w, &["ip", "route", "add", "default", "via", &a.ip4(1)]);
+    }
+    let _echo: Vec<_> = webs
+        .iter()
+        .map(|w| {
+            let p = lab.spawn(w, "echo", &["/usr/bin/python3", "-c", ECHO, "9000"]);
+            assert!(wait_until(Duration::from_secs(20), || p
+                .log_text()
+                .contains("listening")));
+            p
+        })
+        .collect();
+    // Someone else's service, present before lbd starts.
+    lab.exec_ok(&a, &["ipvsadm", "-A", "-t", "10.0.0.200:8080", "-s", "wlc"]);
+    lab.exec_ok(
+        &a,
+        &[
+            "ipvsadm",
+            "-a",
+            "-t",
+            "10.0.0.200:8080",
+            "-r",
+            "10.0.1.99:8080",
+            "-m",
+        ],
+    );
+
+    let mut conf = String::from("global_defs {\n  router_id r\n}\n");
+    conf += &format!(
+        "vrrp_instance VI_1 {{\n  interface eth0\n  virtual_router_id 61\n  priority 255\n  \
+         advert_int 1\n  virtual_ipaddress {{\n    {VIP}/24\n  }}\n}}\n\
+         virtual_server {VIP} 9000 {{\n  lb_algo rr\n  lb_kind NAT\n  protocol TCP\n  \
+         real_server {} 9000 {{\n  }}\n  real_server {} 9000 {{\n  }}\n}}\n",
+        webs[0].ip4(1),
+        webs[1].ip4(1)
+    );
+    let d1 = Daemon::start(&lab, Kind::Lbd, &a, &conf);
+    let service = format!("TCP  {VIP}:9000 rr");
+    assert!(
+        wait_until(Duration::from_secs(20), || ipvs(&lab, &a)
+            .contains(&service)
+            && lab.has_addr(&a, "eth0", VIP)),
+        "service or VIP missing: {}",
+        ipvs(&lab, &a)
+    );
+
+    // A long-lived connection through the VIP.
+    let go = lab.path("go");
+    let hold = lab.spawn(
+        &client,
+        "hold",
+        &[
+            "/usr/bin/python3",
+            "-c",
+            HOLD,
+            VIP,
+            "9000",
+            go.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        wait_until(Duration::from_secs(20), || hold
+            .log_text()
+            .contains("got one")),
+        "no echo through the VIP: {}",
+        hold.log_text()
+    );
+
+    // Drift: an operator removes a real server by hand; lbd puts it back.
+    let w1 = format!("{}:9000", webs[0].ip4(1));
+    lab.exec_ok(
+        &a,
+        &["ipvsadm", "-d", "-t", &format!("{VIP}:9000"), "-r", &w1],
+    );
+    assert!(
+        wait_until(Duration::from_secs(30), || ipvs(&lab, &a).contains(&w1)),
+        "drift not repaired: {}",
+        ipvs(&lab, &a)
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || d1
+            .log()
+            .contains("drift repaired")),
+        "the repair was not logged"
+    );
+    assert!(
+        ipvs(&lab, &a).contains("10.0.0.200:8080"),
+        "foreign service touched"
+    );
+    assert!(
+        ipvs(&lab, &a).contains("10.0.1.99:8080"),
+        "foreign real server touched"
+    );
+
+    // Restart lbd: the services are adopted, the connection lives on.
+    d1.term();
+    assert!(
+        wait_until(Duration::from_secs(20), || !d1.proc.alive()),
+        "lbd did not stop"
+    );
+    let d2 = Daemon::start(&lab, Kind::Lbd, &a, &conf);
+    assert!(
+        wait_until(Duration::from_secs(30), || d2.log().contains("IPVS:")),
+        "restarted lbd did not reconcile: {}",
+        d2.log()
+    );
+    std::fs::write(&go, b"").unwrap();
+    assert!(
+        wait_until(Duration::from_secs(30), || hold
+            .log_text()
+            .contains("got two")),
+        "the long-lived connection did not survive the restart: {}",
+        hold.log_text()
+    );
+    assert!(
+        ipvs(&lab, &a).contains("10.0.0.200:8080"),
+        "foreign service touched by restart"
+    );
+}
