@@ -326,3 +326,59 @@ fn lvs_reconcile_adopt_drift_foreign() {
         "foreign service touched by restart"
     );
 }
+
+/// SIGHUP with one service changed and one removed among twenty: exactly two
+/// kernel operations, the rest untouched.
+#[test]
+fn lvs_reload_changes_only_what_changed() {
+    let test = "lvs_reload";
+    if !in_vm() {
+        eprintln!("skipping {test}: needs IPVS (runs in the VM tier)");
+        return;
+    }
+    let Some(lab) = Lab::new(test) else { return };
+    // The real server must be routable from the director, or the kernel
+    // refuses a NAT destination (EINVAL): 10.0.0.11 is on a's LAN.
+    let a = lab.node("a");
+    let conf = |changed: bool| {
+        let mut s = String::from("global_defs {\n  router_id r\n}\n");
+        for port in 8000..8020u16 {
+            if changed && port == 8019 {
+                continue;
+            }
+            let sched = if changed && port == 8005 { "wrr" } else { "rr" };
+            s += &format!(
+                "virtual_server {VIP} {port} {{\n  lb_algo {sched}\n  lb_kind NAT\n  protocol TCP\n  \
+                 real_server 10.0.0.11 {port} {{\n  }}\n}}\n"
+            );
+        }
+        s
+    };
+    let d = Daemon::start(&lab, Kind::Lbd, &a, &conf(false));
+    assert!(
+        wait_until(Duration::from_secs(30), || ipvs(&lab, &a)
+            .matches("TCP  ")
+            .count()
+            == 20),
+        "20 services expected: {}",
+        ipvs(&lab, &a)
+    );
+    assert!(
+        wait_until(Duration::from_secs(30), || d.log().contains("lbd running")),
+        "lbd did not finish starting: {}",
+        d.log()
+    );
+    std::fs::write(&d.conf, conf(true)).unwrap();
+    d.proc.signal(libc::SIGHUP);
+    assert!(
+        wait_until(Duration::from_secs(30), || d
+            .log()
+            .contains("IPVS Reload: applied 2 change(s), 0 failed")),
+        "reload did not apply exactly two changes: {}",
+        d.log()
+    );
+    let out = ipvs(&lab, &a);
+    assert!(out.contains(&format!("TCP  {VIP}:8005 wrr")), "{out}");
+    assert!(!out.contains(&format!("{VIP}:8019")), "{out}");
+    assert_eq!(out.matches(" rr").count(), 18, "{out}");
+}

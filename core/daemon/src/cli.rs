@@ -19,6 +19,9 @@ usage: lbd [-f|--config FILE] [--check] [--api-socket PATH] [--log-level LEVEL]
                         accepted for keepalived compatibility: lbd always runs
                         in the foreground and logs to stderr
   -h, --help            this text
+
+signals: SIGTERM/SIGINT stop (priority 0, VIPs removed), SIGHUP reloads the
+configuration (IPVS changes applied as a diff), SIGUSR1 logs the counters
   -V, --version         print the version
 ";
 

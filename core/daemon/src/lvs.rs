@@ -19,6 +19,7 @@ const RESYNC: Duration = Duration::from_secs(5);
 
 enum Msg {
     InstanceState { name: String, master: bool },
+    Reload(Box<IpvsState>),
     Stop(oneshot::Sender<()>),
 }
 
@@ -34,6 +35,11 @@ impl LvsHandle {
             name: name.to_string(),
             master,
         });
+    }
+
+    /// A reloaded configuration: only the differences reach the kernel.
+    pub fn reload(&self, desired: IpvsState) {
+        let _ = self.tx.send(Msg::Reload(Box::new(desired)));
     }
 
     /// Applies the stop policy and waits for it.
@@ -89,12 +95,20 @@ pub async fn start(cfg: &Config) -> Result<Option<LvsHandle>> {
         sync,
         flush_onstop: g.lvs_flush_onstop,
     };
-    r.reconcile(true).await?;
+    r.reconcile(Why::Start).await?;
     // Instances start in Backup: so does the sync daemon (keepalived does the same).
     r.sync_role(None, false).await;
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(r.run(rx));
     Ok(Some(LvsHandle { tx }))
+}
+
+/// Why the kernel is being compared: drift is only reported as such.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Why {
+    Start,
+    Reload,
+    Resync,
 }
 
 fn describe(op: &Op) -> String {
@@ -123,6 +137,16 @@ impl Reconciler {
             tokio::select! {
                 msg = rx.recv() => match msg {
                     Some(Msg::InstanceState { name, master }) => self.sync_role(Some(&name), master).await,
+                    Some(Msg::Reload(desired)) => {
+                        // Services the old configuration owned stay owned for
+                        // this pass, so the ones it dropped are deleted.
+                        self.owned.extend(desired.services.keys().cloned());
+                        self.desired = *desired;
+                        if let Err(e) = self.reconcile(Why::Reload).await {
+                            error!("IPVS reload: {e:#}");
+                        }
+                        self.owned = self.desired.services.keys().cloned().collect();
+                    }
                     Some(Msg::Stop(done)) => {
                         self.stop().await;
                         let _ = done.send(());
@@ -131,7 +155,7 @@ impl Reconciler {
                     None => return,
                 },
                 _ = tick.tick() => {
-                    if let Err(e) = self.reconcile(false).await {
+                    if let Err(e) = self.reconcile(Why::Resync).await {
                         warn!("IPVS resync: {e:#}");
                     }
                 }
@@ -142,13 +166,14 @@ impl Reconciler {
     /// Converges the kernel to the desired state. On start, matching entries
     /// are adopted as they are (no flush: established connections live on);
     /// later, any difference is drift and is logged as repaired.
-    async fn reconcile(&mut self, initial: bool) -> Result<()> {
+    async fn reconcile(&mut self, why: Why) -> Result<()> {
+        let initial = why != Why::Resync;
         let (observed, _) = self.ipvs.dump().await.context("reading IPVS state")?;
         let ops = diff(&self.desired, &observed, &self.owned);
         if ops.is_empty() {
             if initial {
                 info!(
-                    "IPVS: {} virtual server(s) in place, nothing to change",
+                    "IPVS {why:?}: {} service(s) in place, nothing to change",
                     self.desired.services.len()
                 );
             }
@@ -173,7 +198,10 @@ impl Reconciler {
             }
         }
         if initial {
-            info!("IPVS: applied {} change(s), {failed} failed", n - failed);
+            info!(
+                "IPVS {why:?}: applied {} change(s), {failed} failed",
+                n - failed
+            );
         }
         Ok(())
     }

@@ -82,7 +82,7 @@ fn run(args: cli::Args) -> Result<ExitCode> {
     }
     lbd_sys::check_privileges()?;
     let _api = api::ApiSocket::reserve(&args.api_socket)?;
-    with_runtime(node::run(loaded.config))?;
+    with_runtime(node::run(loaded.config, path))?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -113,7 +113,13 @@ struct Node {
     lvs: Option<LvsHandle>,
 }
 
-pub async fn run(config: Config) -> Result<()> {
+pub async fn run(config: Config, path: std::path::PathBuf) -> Result<()> {
+    // Before any slow start-up work: a signal arriving during it must not
+    // take its default action (terminate, without cleanup).
+    let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+    let mut sigusr1 = signal(SignalKind::user_defined1()).context("installing SIGUSR1 handler")?;
+    let mut sighup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
     let (nl, mut link_events) = Netlink::connect()
         .await
         .context("opening the netlink connection")?;
@@ -136,9 +142,7 @@ pub async fn run(config: Config) -> Result<()> {
         });
     }
 
-    let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
-    let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
-    let mut sigusr1 = signal(SignalKind::user_defined1()).context("installing SIGUSR1 handler")?;
+    let mut running = config.clone();
 
     node.install_no_accept()?;
     node.start(Instant::now()).await;
@@ -168,6 +172,7 @@ pub async fn run(config: Config) -> Result<()> {
             _ = sigterm.recv() => { info!("SIGTERM: stopping"); break; }
             _ = sigint.recv() => { info!("SIGINT: stopping"); break; }
             _ = sigusr1.recv() => info!("counters: {}", node.counters.render()),
+            _ = sighup.recv() => node.reload(&path, &mut running),
             _ = resync.tick() => node.resync_links(Instant::now()).await,
         }
         node.run_actions().await;
@@ -489,6 +494,43 @@ impl Node {
             }
         }
         (fault, adj)
+    }
+
+    /// SIGHUP: re-read the configuration. A bad file changes nothing. IPVS
+    /// changes are applied as a diff; VRRP changes wait for a restart (a
+    /// hitless VRRP reload comes with the operator-surface work).
+    fn reload(&mut self, path: &std::path::Path, running: &mut Config) {
+        let loaded = match crate::setup::load_config(path) {
+            Ok(l) => l,
+            Err(e) => {
+                return error!(
+                    "reload of {}: {e:#}; keeping the running configuration",
+                    path.display()
+                )
+            }
+        };
+        for w in &loaded.warnings {
+            warn!("{w}");
+        }
+        let new = loaded.config;
+        let vrrp_changed = new.instances != running.instances
+            || new.sync_groups != running.sync_groups
+            || new.global != running.global;
+        if vrrp_changed {
+            warn!("reload: VRRP or global changes are not applied until lbd restarts");
+        }
+        match (&self.lvs, crate::lvs_desired::desired_state(&new)) {
+            (_, Err(e)) => return error!("reload: {e:#}; keeping the running configuration"),
+            (Some(l), Ok(d)) => l.reload(d),
+            (None, Ok(d)) if !d.services.is_empty() => {
+                warn!(
+                    "reload: virtual servers were added; IPVS management starts when lbd restarts"
+                )
+            }
+            (None, Ok(_)) => {}
+        }
+        info!("reloaded {}", path.display());
+        *running = new;
     }
 
     /// RFC 5798 §6.1: without Accept_Mode a non-owner master must not accept

@@ -547,6 +547,8 @@ async fn bench_cold_apply_5000x2_vs_ipvsadm_restore() {
     svc.dests.values_mut().next().unwrap().weight = 9;
     let t = Instant::now();
     let ops1 = diff(&changed, &observed, &big_owned);
+    let diff_time = t.elapsed();
+    let t = Instant::now();
     let r = ipvs.apply(ops1.clone()).await.unwrap();
     let one = t.elapsed();
     assert_eq!(ops1.len(), 1);
@@ -555,13 +557,14 @@ async fn bench_cold_apply_5000x2_vs_ipvsadm_restore() {
 
     eprintln!(
         "BENCH {n} services x 2 dests ({} ops): lbd apply {:.3} s, ipvsadm -R {:.3} s, \
-         ratio {:.3}; dump {:.3} s; one change among {}: {} op, {:.3} ms",
+         ratio {:.3}; dump {:.3} s; one change among {}: diff {:.1} ms, {} op applied in {:.3} ms",
         ops.len(),
         lbd.as_secs_f64(),
         restore.as_secs_f64(),
         lbd.as_secs_f64() / restore.as_secs_f64(),
         dump_time.as_secs_f64(),
         2 * n,
+        diff_time.as_secs_f64() * 1e3,
         ops1.len(),
         one.as_secs_f64() * 1e3
     );
