@@ -9,8 +9,14 @@ pub struct Counters {
 }
 
 impl Counters {
+    /// Called per advert: allocates only the first time a name is seen.
     pub fn bump(&mut self, name: &str) {
-        *self.map.entry(name.to_string()).or_insert(0) += 1;
+        match self.map.get_mut(name) {
+            Some(v) => *v += 1,
+            None => {
+                self.map.insert(name.to_string(), 1);
+            }
+        }
     }
 
     pub fn render(&self) -> String {

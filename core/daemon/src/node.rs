@@ -73,11 +73,11 @@ struct Vip {
 struct Inst {
     cfg: VrrpInstance,
     fsm: Instance,
-    version: Version,
     sock: usize,
     primary: IpAddr,
     dsts: Vec<IpAddr>,
-    advert_addrs: Vec<IpAddr>,
+    /// What we advertise; only the priority changes between sends.
+    advert: Advert,
     rx: codec::InstanceRx,
     replay: AhReplayState,
     tx: codec::TxOpts,
@@ -444,11 +444,16 @@ impl Node {
         Ok(Inst {
             cfg: cfg.clone(),
             fsm,
-            version,
             sock,
             primary,
             dsts,
-            advert_addrs,
+            advert: Advert {
+                version,
+                vrid: cfg.vrid,
+                priority: cfg.priority,
+                interval_cs: interval_cs(cfg.advert_int),
+                addrs: advert_addrs,
+            },
             rx,
             replay: AhReplayState::new(),
             tx,
@@ -807,13 +812,8 @@ impl Node {
 
     async fn send_advert(&mut self, i: usize, priority: u8) {
         let inst = &mut self.insts[i];
-        let advert = Advert {
-            version: inst.version,
-            vrid: inst.cfg.vrid,
-            priority,
-            interval_cs: interval_cs(inst.cfg.advert_int),
-            addrs: inst.advert_addrs.clone(),
-        };
+        inst.advert.priority = priority;
+        let advert = &inst.advert;
         let Some((_, sock)) = self.socks.get(inst.sock) else {
             return;
         };
@@ -831,11 +831,11 @@ impl Node {
                         inst.tx.ah_seq = inst.replay.next_tx_seq();
                     }
                     inst.tx.ip_id = inst.tx.ip_id.wrapping_add(1);
-                    let pkt = codec::encode_ipv4(src, *d, &advert, &inst.tx);
+                    let pkt = codec::encode_ipv4(src, *d, advert, &inst.tx);
                     s.send(&pkt, *d).await.map_err(|e| e.to_string())
                 }
                 (Sock::V6(s), IpAddr::V6(src), IpAddr::V6(d)) => {
-                    let pkt = codec::encode_ipv6(src, *d, &advert);
+                    let pkt = codec::encode_ipv6(src, *d, advert);
                     s.send(&pkt, *d).await.map_err(|e| e.to_string())
                 }
                 _ => Err(format!("address family mismatch sending to {dst}")),
@@ -893,44 +893,57 @@ impl Node {
             else {
                 continue;
             };
-            jobs.push((s.clone(), *mac, v.spec.addr, v.ifname.clone()));
+            jobs.push(GarpJob {
+                sender: s.clone(),
+                mac: *mac,
+                addr: v.spec.addr,
+                ifname: v.ifname.clone(),
+            });
         }
-        let (garp_iv, gna_iv) = (self.garp_interval, self.gna_interval);
+        self.counters.bump("garp_burst");
         let name = self.insts[i].cfg.name.clone();
-        let send = move |s: &GarpSender, mac: [u8; 6], addr: IpAddr| match addr {
-            IpAddr::V4(a) => s.send_garp(mac, a),
-            IpAddr::V6(a) => s.send_unsolicited_na(mac, a),
-        };
+        let (garp_iv, gna_iv) = (self.garp_interval, self.gna_interval);
         if garp_iv.is_zero() && gna_iv.is_zero() {
             for _ in 0..count {
-                for (s, mac, addr, ifname) in &jobs {
-                    if let Err(e) = send(s, *mac, *addr) {
-                        warn!(
-                            "VRRP_Instance({name}) gratuitous ARP/NA for {addr} on {ifname}: {e}"
-                        );
-                    }
-                }
+                jobs.iter().for_each(|j| j.send(&name));
             }
-            self.counters.bump("garp_burst");
             return;
         }
         // Spaced bursts run beside the loop so adverts stay on time.
         tokio::spawn(async move {
             for _ in 0..count {
-                for (s, mac, addr, ifname) in &jobs {
-                    if let Err(e) = send(s, *mac, *addr) {
-                        warn!(
-                            "VRRP_Instance({name}) gratuitous ARP/NA for {addr} on {ifname}: {e}"
-                        );
-                    }
-                    let iv = if addr.is_ipv4() { garp_iv } else { gna_iv };
+                for j in &jobs {
+                    j.send(&name);
+                    let iv = if j.addr.is_ipv4() { garp_iv } else { gna_iv };
                     if !iv.is_zero() {
                         tokio::time::sleep(iv).await;
                     }
                 }
             }
         });
-        self.counters.bump("garp_burst");
+    }
+}
+
+/// One VIP's gratuitous ARP (IPv4) or unsolicited NA (IPv6).
+struct GarpJob {
+    sender: Arc<GarpSender>,
+    mac: [u8; 6],
+    addr: IpAddr,
+    ifname: String,
+}
+
+impl GarpJob {
+    fn send(&self, instance: &str) {
+        let r = match self.addr {
+            IpAddr::V4(a) => self.sender.send_garp(self.mac, a),
+            IpAddr::V6(a) => self.sender.send_unsolicited_na(self.mac, a),
+        };
+        if let Err(e) = r {
+            warn!(
+                "VRRP_Instance({instance}) gratuitous ARP/NA for {} on {}: {e}",
+                self.addr, self.ifname
+            );
+        }
     }
 }
 
