@@ -1,0 +1,3 @@
+//! The Lua plugin host of lbd (see core/plugin/CONTRACT.md while it is built).
+
+pub mod prim;

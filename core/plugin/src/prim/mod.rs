@@ -1,0 +1,1 @@
+//! Host primitives: plain async Rust, no Lua.
