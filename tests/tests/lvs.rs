@@ -3,6 +3,7 @@
 //! being served after the master is killed. Needs IPVS, so it runs inside
 //! the VM tier (`tests/vm/run --cargo-test lbd-tests --features vm`).
 #![cfg(feature = "vm")]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -381,4 +382,121 @@ fn lvs_reload_changes_only_what_changed() {
     assert!(out.contains(&format!("TCP  {VIP}:8005 wrr")), "{out}");
     assert!(!out.contains(&format!("{VIP}:8019")), "{out}");
     assert_eq!(out.matches(" rr").count(), 18, "{out}");
+}
+
+/// An established connection through the VIP across a failover: with
+/// `lvs_sync_daemon` the backup director learnt it from the master and
+/// forwards it to the same real server; without, the backup has no entry
+/// and its stack resets the connection. DR keeps the test to the sync
+/// itself: replies go from the backend to the client directly, so no
+/// gateway VIP has to move with the service.
+fn conn_sync(test: &str, sync: bool) -> (bool, String) {
+    let Some(lab) = Lab::new(test) else {
+        return (sync, String::new());
+    };
+    let (a, b, client) = (lab.node("a"), lab.node("b"), lab.host("client"));
+    let webs = [lab.host("web1"), lab.host("web2")];
+    for w in &webs {
+        lab.exec_ok(w, &["ip", "addr", "add", &format!("{VIP}/32"), "dev", "lo"]);
+        lab.exec_ok(w, &["sysctl", "-qw", "net.ipv4.conf.all.arp_ignore=1"]);
+        lab.exec_ok(w, &["sysctl", "-qw", "net.ipv4.conf.all.arp_announce=2"]);
+        let p = lab.spawn(w, "echo", &["/usr/bin/python3", "-c", ECHO, "9000"]);
+        assert!(wait_until(Duration::from_secs(20), || p
+            .log_text()
+            .contains("listening")));
+    }
+    let conf = |prio: u8| {
+        let mut s = String::from("global_defs {\n  router_id r\n");
+        if sync {
+            s += "  lvs_sync_daemon eth0 VI_1\n";
+        }
+        s += "}\n";
+        s += &format!(
+            "vrrp_instance VI_1 {{\n  state BACKUP\n  interface eth0\n  virtual_router_id 71\n  \
+             priority {prio}\n  advert_int 1\n  virtual_ipaddress {{\n    {VIP}/24\n  }}\n}}\n\
+             virtual_server {VIP} 9000 {{\n  lb_algo rr\n  lb_kind DR\n  protocol TCP\n  \
+             real_server {} 9000 {{\n  }}\n  real_server {} 9000 {{\n  }}\n}}\n",
+            webs[0].ip4(0),
+            webs[1].ip4(0)
+        );
+        s
+    };
+    let da = Daemon::start(&lab, Kind::Lbd, &a, &conf(150));
+    let db = Daemon::start(&lab, Kind::Lbd, &b, &conf(100));
+    assert!(
+        wait_until(Duration::from_secs(30), || lab.has_addr(&a, "eth0", VIP)
+            && ipvs(&lab, &b).contains(&format!("TCP  {VIP}:9000 rr"))),
+        "a never became master with the service on both: {}",
+        da.log()
+    );
+    if sync {
+        assert!(
+            wait_until(Duration::from_secs(30), || db
+                .log()
+                .contains("IPVS sync daemon: Backup")),
+            "b did not start a backup sync daemon: {}",
+            db.log()
+        );
+    }
+    let go = lab.path("go");
+    let hold = lab.spawn(
+        &client,
+        "hold",
+        &[
+            "/usr/bin/python3",
+            "-c",
+            HOLD,
+            VIP,
+            "9000",
+            go.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        wait_until(Duration::from_secs(20), || hold
+            .log_text()
+            .contains("got one")),
+        "no echo through the VIP: {}",
+        hold.log_text()
+    );
+    let conns = |n: &Node| {
+        let out = lab.exec(n, &["ipvsadm", "-Lnc"]);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.contains(&format!("{VIP}:9000")) && l.contains("ESTABLISHED"))
+            .count()
+    };
+    assert_eq!(conns(&a), 1, "the master does not track the connection");
+    if sync {
+        assert!(
+            wait_until(Duration::from_secs(20), || conns(&b) == 1),
+            "the connection never reached the backup director"
+        );
+    } else {
+        assert_eq!(conns(&b), 0, "backup knows the connection without sync");
+    }
+    da.kill(&lab);
+    assert!(
+        wait_until(Duration::from_secs(20), || lab.has_addr(&b, "eth0", VIP)),
+        "b never took the VIP"
+    );
+    std::fs::write(&go, b"").unwrap();
+    let survived = wait_until(Duration::from_secs(20), || {
+        hold.log_text().contains("got two") || !hold.alive()
+    }) && hold.log_text().contains("got two");
+    (survived, hold.log_text())
+}
+
+#[test]
+fn lvs_conn_sync_keeps_connection_through_failover() {
+    let test = "lvs_conn_sync";
+    if !in_vm() {
+        eprintln!("skipping {test}: needs IPVS (runs in the VM tier)");
+        return;
+    }
+    let (survived, log) = conn_sync(test, true);
+    assert!(survived, "connection lost despite lvs_sync_daemon: {log}");
+    // Control: the same failover without sync breaks the connection, so
+    // the survival above is the sync daemon's doing.
+    let (survived, log) = conn_sync("lvs_conn_nosync", false);
+    assert!(!survived, "connection survived without sync: {log}");
 }
