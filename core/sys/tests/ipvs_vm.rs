@@ -7,7 +7,6 @@
 
 use std::net::IpAddr;
 use std::process::{Command, Stdio};
-use std::time::Instant;
 
 use lbd_ipvs::{
     diff, render_ipvsadm, Af, DestKey, DestSpec, Fwd, IpvsState, Op, OwnedSet, Protocol, Service,
@@ -463,110 +462,5 @@ async fn sync_daemons_start_list_stop() {
     ipvs.stop_sync_daemon(SyncState::Backup).await.unwrap();
     assert!(ipvs.sync_daemons().await.unwrap().is_empty());
     run("ip", &["link", "del", "lbdsync0"]);
-    finish(&ipvs).await;
-}
-
-fn bench_state(n: usize) -> IpvsState {
-    (0..n)
-        .map(|i| {
-            let a = format!("10.{}.{}.{}", 100 + i / 65536, (i / 256) % 256, i % 256);
-            Service::new(tcp(&a, 80), ServiceSpec::new("wlc", Af::V4))
-                .with_dest(dk("192.168.10.1", 80), DestSpec::new(Fwd::Masq, 1))
-                .with_dest(dk("192.168.10.2", 80), DestSpec::new(Fwd::Masq, 1))
-        })
-        .collect()
-}
-
-fn ipvsadm_rules(state: &IpvsState) -> String {
-    let mut s = String::new();
-    for (k, svc) in &state.services {
-        let ServiceKey::Addr { addr, port, .. } = k else {
-            continue;
-        };
-        s += &format!("-A -t {addr}:{port} -s {}\n", svc.spec.scheduler);
-        for (d, spec) in &svc.dests {
-            s += &format!("-a -t {addr}:{port} -r {d} -m -w {}\n", spec.weight);
-        }
-    }
-    s
-}
-
-#[tokio::test]
-async fn bench_cold_apply_5000x2_vs_ipvsadm_restore() {
-    vm_only!();
-    let ipvs = setup().await;
-    let n = 5000;
-    let desired = bench_state(n);
-    let owned = OwnedSet::from_state(&desired);
-
-    let ops = diff(&desired, &IpvsState::new(), &owned);
-    let t = Instant::now();
-    let res = ipvs.apply(ops.clone()).await.unwrap();
-    let lbd = t.elapsed();
-    assert!(res.iter().all(|r| r.is_ok()));
-    let t = Instant::now();
-    let (observed, _) = ipvs.dump().await.unwrap();
-    let dump_time = t.elapsed();
-    assert!(diff(&desired, &observed, &owned).is_empty());
-    assert_eq!(observed.len(), n);
-
-    ipvs.flush().await.unwrap();
-    let rules = ipvsadm_rules(&desired);
-    let t = Instant::now();
-    let mut child = Command::new("ipvsadm")
-        .arg("-R")
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(rules.as_bytes())
-            .unwrap();
-    }
-    assert!(child.wait().unwrap().success());
-    let restore = t.elapsed();
-    let (observed, _) = ipvs.dump().await.unwrap();
-    assert!(diff(&desired, &observed, &owned).is_empty());
-
-    // Grow to 10000 services, then reload with one changed service among
-    // them: one netlink op.
-    let big = bench_state(2 * n);
-    let big_owned = OwnedSet::from_state(&big);
-    let grow = diff(&big, &observed, &big_owned);
-    assert_eq!(grow.len(), 3 * n);
-    assert!(ipvs.apply(grow).await.unwrap().iter().all(|r| r.is_ok()));
-    let (observed, _) = ipvs.dump().await.unwrap();
-    assert_eq!(observed.len(), 2 * n);
-    let mut changed = big.clone();
-    let k = changed.services.keys().nth(n).unwrap().clone();
-    let svc = changed.services.get_mut(&k).unwrap();
-    svc.dests.values_mut().next().unwrap().weight = 9;
-    let t = Instant::now();
-    let ops1 = diff(&changed, &observed, &big_owned);
-    let diff_time = t.elapsed();
-    let t = Instant::now();
-    let r = ipvs.apply(ops1.clone()).await.unwrap();
-    let one = t.elapsed();
-    assert_eq!(ops1.len(), 1);
-    assert!(r[0].is_ok());
-    check(&ipvs, &changed).await;
-
-    eprintln!(
-        "BENCH {n} services x 2 dests ({} ops): lbd apply {:.3} s, ipvsadm -R {:.3} s, \
-         ratio {:.3}; dump {:.3} s; one change among {}: diff {:.1} ms, {} op applied in {:.3} ms",
-        ops.len(),
-        lbd.as_secs_f64(),
-        restore.as_secs_f64(),
-        lbd.as_secs_f64() / restore.as_secs_f64(),
-        dump_time.as_secs_f64(),
-        2 * n,
-        diff_time.as_secs_f64() * 1e3,
-        ops1.len(),
-        one.as_secs_f64() * 1e3
-    );
     finish(&ipvs).await;
 }
