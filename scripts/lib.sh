@@ -10,7 +10,7 @@ say() { printf '\n== %s\n' "$*"; }
 need_root() { [ "$(id -u)" = 0 ] || die "$1 needs root (network namespaces, raw sockets)"; }
 
 # Debian packages the lab and tests use; installed only when missing.
-APT_PKGS=(keepalived tshark iproute2 iputils-ping tcpdump python3 curl nftables procps)
+APT_PKGS=(keepalived tshark iproute2 iputils-ping tcpdump python3 curl nftables procps haproxy psmisc dnsmasq-base)
 
 install_deps() {
   local missing=()
@@ -24,10 +24,13 @@ install_deps() {
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi
-  # keepalived must not run as a host service: the tests start their own.
-  if command -v systemctl >/dev/null && systemctl is-active -q keepalived 2>/dev/null; then
-    systemctl stop keepalived || true
-  fi
+  # Neither may run as a host service: the tests start their own.
+  local svc
+  for svc in keepalived haproxy; do
+    if command -v systemctl >/dev/null && systemctl is-active -q "$svc" 2>/dev/null; then
+      systemctl stop "$svc" || true
+    fi
+  done
   command -v cargo >/dev/null || die "cargo not found: install Rust (rustup) first"
 }
 

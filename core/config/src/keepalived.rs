@@ -13,6 +13,7 @@ use crate::model::*;
 use crate::values::*;
 
 mod lvs;
+mod scripts;
 pub(crate) use lvs::DEFAULT_PERSISTENCE;
 
 /// keepalived's TIMER_MAX_SEC bound for preempt_delay.
@@ -46,6 +47,7 @@ pub(crate) fn read(
         cfg: Config::default(),
         raw: Vec::new(),
         raw_vs: Vec::new(),
+        fifo_hooks: Vec::new(),
     };
     for n in &nodes {
         k.top(n);
@@ -69,6 +71,8 @@ struct Ka {
     /// Instances are completed after the whole file: they inherit globals.
     raw: Vec<RawInstance>,
     raw_vs: Vec<lvs::RawVs>,
+    /// notify FIFO keyword stem -> its hook in `cfg.notify_hooks`.
+    fifo_hooks: Vec<(String, usize)>,
 }
 
 #[derive(Default)]
@@ -92,6 +96,7 @@ struct RawInstance {
     unicast_src: Option<IpAddr>,
     unicast_peers: Vec<IpAddr>,
     track_interfaces: Vec<TrackInterface>,
+    track_scripts: Vec<TrackScriptRef>,
     dont_track_primary: bool,
     garp_delay: Option<Duration>,
     garp_repeat: Option<u32>,
@@ -232,12 +237,13 @@ impl Ka {
             "vrrp_sync_group" => self.sync_group(n),
             "virtual_server_group" => self.virtual_server_group(n),
             "virtual_server" => self.virtual_server(n),
+            "vrrp_script" => self.vrrp_script(n),
             _ => self.unsupported(n),
         }
     }
 
     fn global(&mut self, n: &Node) {
-        if self.lvs_global(n) {
+        if self.lvs_global(n) || self.script_global(n) {
             return;
         }
         let kw = n.keyword();
@@ -341,8 +347,12 @@ impl Ka {
             name: name.to_string(),
             span: n.span.clone(),
             members: Vec::new(),
+            track_scripts: Vec::new(),
         };
         for c in b {
+            if self.notify_kw(c, "GROUP", name) {
+                continue;
+            }
             match c.keyword() {
                 "group" => {
                     if let Some(lines) = self.block(c) {
@@ -357,6 +367,10 @@ impl Ka {
                             }
                         }
                     }
+                }
+                "track_script" => {
+                    let refs = self.track_script_block(c);
+                    sg.track_scripts.extend(refs);
                 }
                 _ => self.unsupported(c),
             }
@@ -389,7 +403,12 @@ impl Ka {
                 | "virtual_ipaddress_excluded"
                 | "unicast_peer"
                 | "track_interface"
+                | "track_script"
         );
+        let name = r.name.clone();
+        if self.notify_kw(n, "INSTANCE", &name) {
+            return;
+        }
         if !takes_block && is_supported_instance_kw(kw) {
             self.no_block(n);
         }
@@ -533,6 +552,10 @@ impl Ka {
                         }
                     }
                 }
+            }
+            "track_script" => {
+                let refs = self.track_script_block(n);
+                r.track_scripts.extend(refs);
             }
             "dont_track_primary" => r.dont_track_primary = true,
             "garp_master_delay" => {
@@ -786,6 +809,7 @@ impl Ka {
             unicast_src: r.unicast_src,
             unicast_peers: r.unicast_peers,
             track_interfaces: r.track_interfaces,
+            track_scripts: r.track_scripts,
             dont_track_primary: r.dont_track_primary,
             garp: Garp {
                 master_delay: r.garp_delay.unwrap_or(g.garp.master_delay),

@@ -25,6 +25,75 @@ struct FileT {
     virtual_server: Vec<Spanned<VsT>>,
     #[serde(default)]
     virtual_server_group: Vec<VsgT>,
+    #[serde(default)]
+    track_script: Vec<Spanned<TrackScriptT>>,
+    #[serde(default)]
+    notify: Vec<Spanned<NotifyT>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TrackScriptT {
+    name: String,
+    plugin: String,
+    #[serde(default)]
+    options: toml::Table,
+    interval: Option<Dur>,
+    timeout: Option<Dur>,
+    weight: Option<i32>,
+    reverse: Option<bool>,
+    rise: Option<u32>,
+    fall: Option<u32>,
+    init_fail: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TrackRefT {
+    name: String,
+    weight: Option<i32>,
+    reverse: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NotifyT {
+    plugin: String,
+    #[serde(default)]
+    options: toml::Table,
+    #[serde(default)]
+    kinds: Vec<String>,
+    name: Option<String>,
+    #[serde(default)]
+    states: Vec<String>,
+}
+
+/// A plugin's options: TOML values as JSON (dates become strings).
+fn options_of(t: toml::Table) -> Options {
+    fn conv(v: toml::Value) -> serde_json::Value {
+        use serde_json::Value as J;
+        match v {
+            toml::Value::String(s) => J::String(s),
+            toml::Value::Integer(i) => J::from(i),
+            toml::Value::Float(f) => J::from(f),
+            toml::Value::Boolean(b) => J::Bool(b),
+            toml::Value::Datetime(d) => J::String(d.to_string()),
+            toml::Value::Array(a) => J::Array(a.into_iter().map(conv).collect()),
+            toml::Value::Table(t) => J::Object(t.into_iter().map(|(k, v)| (k, conv(v))).collect()),
+        }
+    }
+    t.into_iter().map(|(k, v)| (k, conv(v))).collect()
+}
+
+fn track_refs(refs: Vec<TrackRefT>, span: &Span) -> Vec<TrackScriptRef> {
+    refs.into_iter()
+        .map(|r| TrackScriptRef {
+            span: span.clone(),
+            name: r.name,
+            weight: r.weight,
+            reverse: r.reverse.unwrap_or(false),
+        })
+        .collect()
 }
 
 #[derive(Deserialize, Default)]
@@ -196,15 +265,23 @@ struct RsT {
     notify_down: Option<String>,
     check: Option<CheckT>,
     #[serde(default)]
-    checkers: Vec<CheckerT>,
+    checks: Vec<CheckSpecT>,
 }
 
+/// One health check of a real server: the plugin, its options and its
+/// own timing (the `check` timing keys).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CheckerT {
-    kind: String,
+struct CheckSpecT {
+    plugin: String,
     #[serde(default)]
-    body: String,
+    options: toml::Table,
+    connect_timeout: Option<Dur>,
+    delay_loop: Option<Dur>,
+    retry: Option<u32>,
+    delay_before_retry: Option<Dur>,
+    warmup: Option<Dur>,
+    alpha: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -229,6 +306,12 @@ struct GlobalT {
     skip_check_adv_addr: Option<bool>,
     check_unicast_src: Option<bool>,
     lvs: Option<LvsT>,
+    plugin_dirs: Option<Vec<std::path::PathBuf>>,
+    plugin_memory_limit: Option<usize>,
+    plugin_cpu_slice: Option<Dur>,
+    /// "user" or "user:group".
+    script_user: Option<String>,
+    enable_script_security: Option<bool>,
 }
 
 #[derive(Deserialize, Default, Clone, Copy)]
@@ -283,6 +366,8 @@ struct InstanceT {
     unicast: Option<UnicastT>,
     #[serde(default)]
     track_interface: Vec<TrackT>,
+    #[serde(default)]
+    track_script: Vec<TrackRefT>,
     dont_track_primary: Option<bool>,
     garp: Option<GarpT>,
     mcast_src: Option<IpAddr>,
@@ -304,6 +389,8 @@ enum OldUnicastChecksumT {
 struct SyncGroupT {
     name: Spanned<String>,
     members: Vec<String>,
+    #[serde(default)]
+    track_script: Vec<TrackRefT>,
 }
 
 #[derive(Deserialize)]
@@ -503,6 +590,14 @@ pub(crate) fn parse(text: &str, file: &Path) -> Result<(Config, Vec<Warning>), C
     g.strict = gt.strict.unwrap_or(false);
     g.skip_check_adv_addr = gt.skip_check_adv_addr.unwrap_or(false);
     g.check_unicast_src = gt.check_unicast_src.unwrap_or(false);
+    g.plugin_dirs = gt.plugin_dirs.unwrap_or_default();
+    g.plugin_memory_limit = gt.plugin_memory_limit;
+    g.plugin_cpu_slice = gt.plugin_cpu_slice.map(|d| d.0);
+    g.script_user = gt.script_user.map(|u| match u.split_once(':') {
+        Some((u, g)) => (u.to_string(), Some(g.to_string())),
+        None => (u, None),
+    });
+    g.enable_script_security = gt.enable_script_security.unwrap_or(false);
 
     if let Some(l) = gt.lvs {
         g.lvs_flush = l.flush.unwrap_or(false);
@@ -542,8 +637,41 @@ pub(crate) fn parse(text: &str, file: &Path) -> Result<(Config, Vec<Warning>), C
         sync_groups: Vec::new(),
         virtual_servers: Vec::new(),
         virtual_server_groups: Vec::new(),
+        track_scripts: Vec::new(),
+        notify_hooks: Vec::new(),
     };
-    let mut warnings = Vec::new();
+    for t in f.track_script {
+        let span = span_at(t.span().start);
+        let t = t.into_inner();
+        cfg.track_scripts.push(TrackScript {
+            span,
+            name: t.name,
+            plugin: t.plugin,
+            options: options_of(t.options),
+            interval: t.interval.map_or(Duration::from_secs(1), |d| d.0),
+            timeout: t.timeout.map(|d| d.0),
+            weight: t.weight.unwrap_or(0),
+            weight_reverse: t.reverse.unwrap_or(false),
+            rise: t.rise.unwrap_or(1),
+            fall: t.fall.unwrap_or(1),
+            init_fail: t.init_fail.unwrap_or(false),
+        });
+    }
+    for n in f.notify {
+        let span = span_at(n.span().start);
+        let n = n.into_inner();
+        cfg.notify_hooks.push(NotifyHook {
+            span,
+            plugin: n.plugin,
+            options: options_of(n.options),
+            filter: NotifyFilter {
+                kinds: n.kinds.iter().map(|k| k.to_ascii_uppercase()).collect(),
+                name: n.name,
+                states: n.states.iter().map(|k| k.to_ascii_uppercase()).collect(),
+            },
+        });
+    }
+    let warnings = Vec::new();
     for vg in f.virtual_server_group {
         let span = span_at(vg.name.span().start);
         let mut members = Vec::new();
@@ -561,7 +689,7 @@ pub(crate) fn parse(text: &str, file: &Path) -> Result<(Config, Vec<Warning>), C
         });
     }
     for v in f.virtual_server {
-        if let Some(vs) = virtual_server(v, &span_at, &mut errs, &mut warnings) {
+        if let Some(vs) = virtual_server(v, &span_at, &mut errs) {
             cfg.virtual_servers.push(vs);
         }
     }
@@ -625,6 +753,7 @@ pub(crate) fn parse(text: &str, file: &Path) -> Result<(Config, Vec<Warning>), C
             None if priority == 255 => InitialState::Master,
             None => InitialState::Backup,
         };
+        let track_span = span.clone();
         let mut inst = VrrpInstance {
             name,
             span,
@@ -646,6 +775,7 @@ pub(crate) fn parse(text: &str, file: &Path) -> Result<(Config, Vec<Warning>), C
             unicast_src,
             unicast_peers,
             track_interfaces: it.track_interface.into_iter().map(|t| t.0).collect(),
+            track_scripts: track_refs(it.track_script, &track_span),
             dont_track_primary: it.dont_track_primary.unwrap_or(false),
             garp: it.garp.unwrap_or_default().over(g.garp),
             mcast_src: it.mcast_src,
@@ -668,8 +798,10 @@ pub(crate) fn parse(text: &str, file: &Path) -> Result<(Config, Vec<Warning>), C
         cfg.instances.push(inst);
     }
     for sg in f.vrrp.sync_group {
+        let span = span_at(sg.name.span().start);
         cfg.sync_groups.push(SyncGroup {
-            span: span_at(sg.name.span().start),
+            track_scripts: track_refs(sg.track_script, &span),
+            span,
             name: sg.name.into_inner(),
             members: sg.members,
         });
@@ -742,7 +874,6 @@ fn virtual_server(
     v: Spanned<VsT>,
     span_at: &dyn Fn(usize) -> Span,
     errs: &mut Errors,
-    warnings: &mut Vec<Warning>,
 ) -> Option<VirtualServer> {
     let span = span_at(v.span().start);
     let v = v.into_inner();
@@ -831,24 +962,24 @@ fn virtual_server(
                 continue;
             }
         };
-        let checkers: Vec<Checker> = r
-            .checkers
+        let checks: Vec<CheckSpec> = r
+            .checks
             .into_iter()
-            .map(|c| Checker {
+            .map(|c| CheckSpec {
                 span: rspan.clone(),
-                kind: c.kind,
-                body: c.body,
+                plugin: c.plugin,
+                options: options_of(c.options),
+                timing: CheckT {
+                    connect_timeout: c.connect_timeout,
+                    delay_loop: c.delay_loop,
+                    retry: c.retry,
+                    delay_before_retry: c.delay_before_retry,
+                    warmup: c.warmup,
+                    alpha: c.alpha,
+                }
+                .into_model(),
             })
             .collect();
-        for c in &checkers {
-            warnings.push(Warning {
-                span: rspan.clone(),
-                message: format!(
-                    "{}: health checks are not supported yet: real server treated as up",
-                    c.kind
-                ),
-            });
-        }
         real_servers.push(RealServer {
             span: rspan,
             ip,
@@ -861,7 +992,7 @@ fn virtual_server(
             notify_up: r.notify_up,
             notify_down: r.notify_down,
             check: r.check.unwrap_or_default().into_model(),
-            checkers,
+            checks,
         });
     }
     let sorry_server = match v.sorry_server {
@@ -986,6 +1117,23 @@ pub fn to_toml(cfg: &Config) -> String {
     let _ = writeln!(o, "strict = {}", g.strict);
     let _ = writeln!(o, "skip_check_adv_addr = {}", g.skip_check_adv_addr);
     let _ = writeln!(o, "check_unicast_src = {}", g.check_unicast_src);
+    if !g.plugin_dirs.is_empty() {
+        let dirs = g.plugin_dirs.iter().map(|d| d.display());
+        let _ = writeln!(o, "plugin_dirs = {}", str_list(dirs));
+    }
+    if let Some(m) = g.plugin_memory_limit {
+        let _ = writeln!(o, "plugin_memory_limit = {m}");
+    }
+    if let Some(d) = g.plugin_cpu_slice {
+        let _ = writeln!(o, "plugin_cpu_slice = {}", q(&format_duration(d)));
+    }
+    if let Some((u, grp)) = &g.script_user {
+        let v = grp.as_ref().map_or(u.clone(), |grp| format!("{u}:{grp}"));
+        let _ = writeln!(o, "script_user = {}", q(&v));
+    }
+    if g.enable_script_security {
+        let _ = writeln!(o, "enable_script_security = true");
+    }
     render_lvs(&mut o, g);
     for i in &cfg.instances {
         let _ = writeln!(o, "\n[[vrrp.instance]]");
@@ -1044,6 +1192,9 @@ pub fn to_toml(cfg: &Config) -> String {
                 .collect();
             let _ = writeln!(o, "track_interface = [{}]", t.join(", "));
         }
+        if !i.track_scripts.is_empty() {
+            let _ = writeln!(o, "track_script = {}", refs_inline(&i.track_scripts));
+        }
         if i.dont_track_primary {
             let _ = writeln!(o, "dont_track_primary = true");
         }
@@ -1073,7 +1224,11 @@ pub fn to_toml(cfg: &Config) -> String {
         let _ = writeln!(o, "\n[[vrrp.sync_group]]");
         let _ = writeln!(o, "name = {}", q(&sg.name));
         let _ = writeln!(o, "members = {}", str_list(&sg.members));
+        if !sg.track_scripts.is_empty() {
+            let _ = writeln!(o, "track_script = {}", refs_inline(&sg.track_scripts));
+        }
     }
+    render_scripts(&mut o, cfg);
     for vg in &cfg.virtual_server_groups {
         let _ = writeln!(o, "\n[[virtual_server_group]]");
         let _ = writeln!(o, "name = {}", q(&vg.name));
@@ -1167,7 +1322,7 @@ fn fwd_pairs(f: &LbKind) -> Vec<String> {
     }
 }
 
-fn check_inline(c: &CheckTiming) -> Option<String> {
+fn check_pairs(c: &CheckTiming) -> Vec<String> {
     let mut p = Vec::new();
     for (k, d) in [
         ("connect_timeout", c.connect_timeout),
@@ -1185,7 +1340,94 @@ fn check_inline(c: &CheckTiming) -> Option<String> {
     if let Some(a) = c.alpha {
         p.push(format!("alpha = {a}"));
     }
+    p
+}
+
+fn check_inline(c: &CheckTiming) -> Option<String> {
+    let p = check_pairs(c);
     (!p.is_empty()).then(|| format!("{{ {} }}", p.join(", ")))
+}
+
+/// A plugin option as a TOML inline value (nulls cannot be written: they
+/// become empty strings).
+fn json_inline(v: &serde_json::Value) -> String {
+    use serde_json::Value as J;
+    match v {
+        J::Null => q(""),
+        J::Bool(b) => b.to_string(),
+        J::Number(n) => n.to_string(),
+        J::String(s) => q(s),
+        J::Array(a) => format!(
+            "[{}]",
+            a.iter().map(json_inline).collect::<Vec<_>>().join(", ")
+        ),
+        J::Object(m) if m.is_empty() => "{}".into(),
+        J::Object(m) => format!(
+            "{{ {} }}",
+            m.iter()
+                .map(|(k, v)| format!("{} = {}", q(k), json_inline(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+fn refs_inline(refs: &[TrackScriptRef]) -> String {
+    let items: Vec<String> = refs
+        .iter()
+        .map(|r| {
+            let mut p = vec![format!("name = {}", q(&r.name))];
+            if let Some(w) = r.weight {
+                p.push(format!("weight = {w}"));
+            }
+            if r.reverse {
+                p.push("reverse = true".into());
+            }
+            format!("{{ {} }}", p.join(", "))
+        })
+        .collect();
+    format!("[{}]", items.join(", "))
+}
+
+fn render_scripts(o: &mut String, cfg: &Config) {
+    use std::fmt::Write;
+    for t in &cfg.track_scripts {
+        let _ = writeln!(o, "\n[[track_script]]");
+        let _ = writeln!(o, "name = {}", q(&t.name));
+        let _ = writeln!(o, "plugin = {}", q(&t.plugin));
+        let _ = writeln!(o, "interval = {}", q(&format_duration(t.interval)));
+        if let Some(d) = t.timeout {
+            let _ = writeln!(o, "timeout = {}", q(&format_duration(d)));
+        }
+        let _ = writeln!(o, "weight = {}", t.weight);
+        let _ = writeln!(o, "reverse = {}", t.weight_reverse);
+        let _ = writeln!(o, "rise = {}", t.rise);
+        let _ = writeln!(o, "fall = {}", t.fall);
+        let _ = writeln!(o, "init_fail = {}", t.init_fail);
+        let _ = writeln!(
+            o,
+            "options = {}",
+            json_inline(&serde_json::Value::Object(t.options.clone()))
+        );
+    }
+    for n in &cfg.notify_hooks {
+        let _ = writeln!(o, "\n[[notify]]");
+        let _ = writeln!(o, "plugin = {}", q(&n.plugin));
+        if !n.filter.kinds.is_empty() {
+            let _ = writeln!(o, "kinds = {}", str_list(&n.filter.kinds));
+        }
+        if let Some(name) = &n.filter.name {
+            let _ = writeln!(o, "name = {}", q(name));
+        }
+        if !n.filter.states.is_empty() {
+            let _ = writeln!(o, "states = {}", str_list(&n.filter.states));
+        }
+        let _ = writeln!(
+            o,
+            "options = {}",
+            json_inline(&serde_json::Value::Object(n.options.clone()))
+        );
+    }
 }
 
 fn render_vs(o: &mut String, v: &VirtualServer) {
@@ -1292,10 +1534,18 @@ fn render_vs(o: &mut String, v: &VirtualServer) {
         if let Some(c) = check_inline(&r.check) {
             let _ = writeln!(o, "check = {c}");
         }
-        for c in &r.checkers {
-            let _ = writeln!(o, "\n[[virtual_server.real_server.checkers]]");
-            let _ = writeln!(o, "kind = {}", q(&c.kind));
-            let _ = writeln!(o, "body = {}", q(&c.body));
+        for c in &r.checks {
+            let _ = writeln!(o, "\n[[virtual_server.real_server.checks]]");
+            let _ = writeln!(o, "plugin = {}", q(&c.plugin));
+            // The timing keys sit beside plugin and options.
+            for kv in check_pairs(&c.timing) {
+                let _ = writeln!(o, "{kv}");
+            }
+            let _ = writeln!(
+                o,
+                "options = {}",
+                json_inline(&serde_json::Value::Object(c.options.clone()))
+            );
         }
     }
 }

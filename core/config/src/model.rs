@@ -41,6 +41,144 @@ pub struct Config {
     pub virtual_servers: Vec<VirtualServer>,
     /// keepalived `virtual_server_group`, referenced by `VsTarget::Group`.
     pub virtual_server_groups: Vec<VirtualServerGroup>,
+    /// keepalived `vrrp_script`: checks whose status adjusts instances.
+    pub track_scripts: Vec<TrackScript>,
+    /// Notify hooks (keepalived `notify*`, `notify_fifo`, lbd `[[notify]]`).
+    pub notify_hooks: Vec<NotifyHook>,
+}
+
+impl Config {
+    /// Every notify hook: the configured ones, then keepalived's real
+    /// server `notify_up`/`notify_down` and virtual server
+    /// `quorum_up`/`quorum_down` scripts as `exec` hooks.
+    pub fn all_notify_hooks(&self) -> Vec<NotifyHook> {
+        let mut out = self.notify_hooks.clone();
+        let hook = |span: &Span,
+                    script: &str,
+                    kind: &str,
+                    name: String,
+                    state: &str,
+                    vs: Option<String>| {
+            let mut options = Options::new();
+            options.insert("script".into(), script.into());
+            options.insert("args".into(), false.into());
+            if let Some(vs) = vs {
+                options.insert("vs".into(), vs.into());
+            }
+            NotifyHook {
+                span: span.clone(),
+                plugin: "exec".into(),
+                options,
+                filter: NotifyFilter {
+                    kinds: vec![kind.into()],
+                    name: Some(name),
+                    states: vec![state.into()],
+                },
+            }
+        };
+        for vs in &self.virtual_servers {
+            let vname = vs.name();
+            for (s, st) in [(&vs.quorum_up, "UP"), (&vs.quorum_down, "DOWN")] {
+                if let Some(s) = s {
+                    out.push(hook(&vs.span, s, "VS", vname.clone(), st, None));
+                }
+            }
+            for rs in &vs.real_servers {
+                for (s, st) in [(&rs.notify_up, "UP"), (&rs.notify_down, "DOWN")] {
+                    if let Some(s) = s {
+                        out.push(hook(&rs.span, s, "RS", rs.addr(), st, Some(vname.clone())));
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+impl VirtualServer {
+    /// How logs and events name it: `ip:port`, `[v6]:port`, `fwmark N`, `group NAME`.
+    pub fn name(&self) -> String {
+        match &self.target {
+            VsTarget::Addr { ip, port } => sock_name(ip, *port),
+            VsTarget::Fwmark(m) => format!("fwmark {m}"),
+            VsTarget::Group(g) => format!("group {g}"),
+        }
+    }
+}
+
+impl RealServer {
+    /// `ip:port` (`[v6]:port`), as notify events name it.
+    pub fn addr(&self) -> String {
+        sock_name(&self.ip, self.port)
+    }
+}
+
+fn sock_name(ip: &std::net::IpAddr, port: u16) -> String {
+    match ip {
+        std::net::IpAddr::V4(a) => format!("{a}:{port}"),
+        std::net::IpAddr::V6(a) => format!("[{a}]:{port}"),
+    }
+}
+
+/// Options handed to a plugin: any JSON-like value per key.
+pub type Options = serde_json::Map<String, serde_json::Value>;
+
+/// A health check of a real server, run by a check plugin.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckSpec {
+    pub span: Span,
+    /// The check plugin (keepalived HTTP_GET = `http_get`, TCP_CHECK = `tcp`, ...).
+    pub plugin: String,
+    pub options: Options,
+    /// Its own timing; what is unset comes from the real server, then the service.
+    pub timing: CheckTiming,
+}
+
+/// keepalived `vrrp_script`: a check run every `interval` whose status moves
+/// the priority of the instances that track it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrackScript {
+    pub span: Span,
+    pub name: String,
+    pub plugin: String,
+    pub options: Options,
+    pub interval: Duration,
+    pub timeout: Option<Duration>,
+    /// Priority adjustment; 0 = fault while failed (keepalived).
+    pub weight: i32,
+    pub weight_reverse: bool,
+    pub rise: u32,
+    pub fall: u32,
+    pub init_fail: bool,
+}
+
+/// `track_script` entry of an instance or sync group; a weight here
+/// replaces the script's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrackScriptRef {
+    pub span: Span,
+    pub name: String,
+    pub weight: Option<i32>,
+    pub reverse: bool,
+}
+
+/// A notify plugin and the events it gets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NotifyHook {
+    pub span: Span,
+    pub plugin: String,
+    pub options: Options,
+    pub filter: NotifyFilter,
+}
+
+/// Which events reach a hook; empty lists match everything.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct NotifyFilter {
+    /// INSTANCE, GROUP, RS, VS.
+    pub kinds: Vec<String>,
+    /// Instance, group, real server (`ip:port`) or virtual server name.
+    pub name: Option<String>,
+    pub states: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,6 +219,14 @@ pub struct Global {
     pub lvs_timeouts: Option<LvsTimeouts>,
     /// keepalived `lvs_sync_daemon`.
     pub lvs_sync_daemon: Option<LvsSyncDaemon>,
+    /// Plugin directories replacing the default bundled + /etc/lb/plugins.
+    pub plugin_dirs: Vec<std::path::PathBuf>,
+    pub plugin_memory_limit: Option<usize>,
+    pub plugin_cpu_slice: Option<Duration>,
+    /// keepalived `script_user USER [GROUP]`.
+    pub script_user: Option<(String, Option<String>)>,
+    /// keepalived `enable_script_security`.
+    pub enable_script_security: bool,
 }
 
 impl Default for Global {
@@ -101,6 +247,11 @@ impl Default for Global {
             lvs_flush_onstop: LvsFlushOnStop::Off,
             lvs_timeouts: None,
             lvs_sync_daemon: None,
+            plugin_dirs: Vec::new(),
+            plugin_memory_limit: None,
+            plugin_cpu_slice: None,
+            script_user: None,
+            enable_script_security: false,
         }
     }
 }
@@ -199,6 +350,7 @@ pub struct VrrpInstance {
     pub unicast_src: Option<IpAddr>,
     pub unicast_peers: Vec<IpAddr>,
     pub track_interfaces: Vec<TrackInterface>,
+    pub track_scripts: Vec<TrackScriptRef>,
     /// keepalived `dont_track_primary`: do not go to Fault when `interface` is down.
     pub dont_track_primary: bool,
     pub garp: Garp,
@@ -246,6 +398,7 @@ pub struct SyncGroup {
     pub name: String,
     pub span: Span,
     pub members: Vec<String>,
+    pub track_scripts: Vec<TrackScriptRef>,
 }
 
 /// What to remove from IPVS when lbd stops (keepalived `lvs_flush_on_stop`).
@@ -473,18 +626,8 @@ pub struct RealServer {
     pub notify_up: Option<String>,
     pub notify_down: Option<String>,
     pub check: CheckTiming,
-    /// Health checkers, kept verbatim for the health-check issue; until then
-    /// the server is treated as up.
-    pub checkers: Vec<Checker>,
-}
-
-/// A checker block: its keyword (HTTP_GET, TCP_CHECK, ...) and its body
-/// rendered back to keepalived syntax, one statement per line.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Checker {
-    pub span: Span,
-    pub kind: String,
-    pub body: String,
+    /// Health checks; up when all pass, up as well when there are none.
+    pub checks: Vec<CheckSpec>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -101,7 +101,105 @@ pub fn validate(cfg: &Config) -> Result<(), ConfigError> {
         }
     }
     lvs(cfg, &names, &mut e);
+    scripts(cfg, &mut e);
     e.into_result()
+}
+
+/// Tracked scripts and plugins: names resolve, numbers are in range.
+fn scripts(cfg: &Config, e: &mut Errors) {
+    let mut seen: HashMap<&str, &Span> = HashMap::new();
+    for t in &cfg.track_scripts {
+        if let Some(prev) = seen.insert(&t.name, &t.span) {
+            e.push(
+                &t.span,
+                format!(
+                    "track script {:?} is defined twice (first at {prev})",
+                    t.name
+                ),
+            );
+        }
+        if t.plugin.is_empty() {
+            e.push(
+                &t.span,
+                format!("track script {}: empty plugin name", t.name),
+            );
+        }
+        if t.interval.is_zero() {
+            e.push(
+                &t.span,
+                format!("track script {}: interval must be greater than 0", t.name),
+            );
+        }
+        if !(-253..=253).contains(&t.weight) {
+            e.push(
+                &t.span,
+                format!(
+                    "track script {}: weight {} not in -253..=253",
+                    t.name, t.weight
+                ),
+            );
+        }
+        if t.rise == 0 || t.fall == 0 {
+            e.push(
+                &t.span,
+                format!("track script {}: rise and fall must be at least 1", t.name),
+            );
+        }
+    }
+    let refs = cfg
+        .instances
+        .iter()
+        .flat_map(|i| {
+            i.track_scripts
+                .iter()
+                .map(move |r| (format!("vrrp instance {}", i.name), r))
+        })
+        .chain(cfg.sync_groups.iter().flat_map(|g| {
+            g.track_scripts
+                .iter()
+                .map(move |r| (format!("vrrp_sync_group {}", g.name), r))
+        }));
+    for (owner, r) in refs {
+        if !seen.contains_key(r.name.as_str()) {
+            e.push(
+                &r.span,
+                format!("{owner}: track_script {:?} is not defined", r.name),
+            );
+        }
+        if let Some(w) = r.weight {
+            if !(-253..=253).contains(&w) {
+                e.push(
+                    &r.span,
+                    format!(
+                        "{owner}: track_script {} weight {w} not in -253..=253",
+                        r.name
+                    ),
+                );
+            }
+        }
+    }
+    let checks = cfg
+        .virtual_servers
+        .iter()
+        .flat_map(|v| v.real_servers.iter().flat_map(|r| r.checks.iter()));
+    for c in checks {
+        if c.plugin.is_empty() {
+            e.push(&c.span, "check: empty plugin name");
+        }
+    }
+    for h in &cfg.notify_hooks {
+        if h.plugin.is_empty() {
+            e.push(&h.span, "notify: empty plugin name");
+        }
+        for k in &h.filter.kinds {
+            if !matches!(k.as_str(), "INSTANCE" | "GROUP" | "RS" | "VS") {
+                e.push(
+                    &h.span,
+                    format!("notify: unknown event kind {k:?} (INSTANCE, GROUP, RS, VS)"),
+                );
+            }
+        }
+    }
 }
 
 fn fam_name(f: IpFamily) -> &'static str {

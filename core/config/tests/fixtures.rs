@@ -34,6 +34,20 @@ fn strip_spans(mut c: Config) -> Config {
     }
     for g in &mut c.sync_groups {
         g.span = Span::default();
+        for r in &mut g.track_scripts {
+            r.span = Span::default();
+        }
+    }
+    for i in &mut c.instances {
+        for r in &mut i.track_scripts {
+            r.span = Span::default();
+        }
+    }
+    for t in &mut c.track_scripts {
+        t.span = Span::default();
+    }
+    for h in &mut c.notify_hooks {
+        h.span = Span::default();
     }
     for g in &mut c.virtual_server_groups {
         g.span = Span::default();
@@ -45,7 +59,7 @@ fn strip_spans(mut c: Config) -> Config {
         }
         for r in &mut v.real_servers {
             r.span = Span::default();
-            for k in &mut r.checkers {
+            for k in &mut r.checks {
                 k.span = Span::default();
             }
         }

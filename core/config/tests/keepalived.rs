@@ -181,18 +181,19 @@ fn virtual_server_defaults_follow_keepalived() {
     assert_eq!((v.quorum, v.hysteresis), (1, 0));
     let r = &v.real_servers[0];
     assert_eq!((r.port, r.weight, r.fwd), (80, 1, LbKind::Nat));
-    assert_eq!(r.checkers[0].kind, "HTTP_GET");
-    assert_eq!(r.checkers[0].body, "url {\n  path /\n}");
+    assert_eq!(r.checks[0].plugin, "http_get");
+    assert_eq!(
+        r.checks[0].options.get("urls"),
+        Some(&serde_json::json!([{ "path": "/" }]))
+    );
     let msgs: Vec<&str> = l.warnings.iter().map(|w| w.message.as_str()).collect();
     assert!(
         msgs.iter().any(|m| m.contains("no protocol set")),
         "{msgs:?}"
     );
-    assert_eq!(
-        msgs.iter()
-            .filter(|m| m.contains("health checks are not supported yet"))
-            .count(),
-        1
+    assert!(
+        !msgs.iter().any(|m| m.contains("not supported")),
+        "{msgs:?}"
     );
 }
 

@@ -85,7 +85,12 @@ fn unsupported_keywords_are_warnings_with_file_and_line() {
         out.contains(&format!("{}:", p.display())) && out.contains("warning"),
         "{out}"
     );
-    assert!(out.contains("vrrp_script"), "{out}");
+    assert!(out.contains("smtp_alert"), "{out}");
+    // Scripts, notify and checkers are read now, not warned about.
+    assert!(
+        !out.contains("vrrp_script") && !out.contains("HTTP_GET"),
+        "{out}"
+    );
 }
 
 /// keepalived.conf -> `--convert` -> TOML that `--check` accepts and that

@@ -391,6 +391,11 @@ impl Ka {
         true
     }
 
+    /// Timing keywords inside a checker block.
+    pub(super) fn timing_kw_pub(&mut self, n: &Node, t: &mut CheckTiming) -> bool {
+        self.timing_kw(n, t, false)
+    }
+
     fn lb_kind(&mut self, n: &Node) -> Option<LbKind> {
         let kw = n.keyword();
         let Some(m) = n.arg(1) else {
@@ -592,7 +597,6 @@ impl Ka {
             }
             "quorum_up" | "quorum_down" => {
                 if let Some(v) = self.rest(n) {
-                    self.warn(&n.span, format!("{kw} is recorded but not run yet (notifications come in a later issue)"));
                     if kw == "quorum_up" {
                         r.vs.quorum_up = Some(v);
                     } else {
@@ -690,7 +694,7 @@ impl Ka {
                 notify_up: None,
                 notify_down: None,
                 check: CheckTiming::default(),
-                checkers: Vec::new(),
+                checks: Vec::new(),
             },
             fwd: r.fwd,
             weight: None,
@@ -708,16 +712,9 @@ impl Ka {
     fn rs_kw(&mut self, n: &Node, r: &mut RawRs) {
         let kw = n.keyword();
         if CHECKER_KINDS.contains(&kw) {
-            let body = n.block.as_deref().map(render_nodes).unwrap_or_default();
-            self.warn(
-                &n.span,
-                format!("{kw}: health checks are not supported yet: real server treated as up"),
-            );
-            r.rs.checkers.push(Checker {
-                span: n.span.clone(),
-                kind: kw.to_string(),
-                body,
-            });
+            if let Some(c) = self.checker(n) {
+                r.rs.checks.push(c);
+            }
             return;
         }
         if self.timing_kw(n, &mut r.rs.check, false) {
@@ -753,7 +750,6 @@ impl Ka {
             }
             "notify_up" | "notify_down" => {
                 if let Some(v) = self.rest(n) {
-                    self.warn(&n.span, format!("{kw} is recorded but not run yet (notifications come in a later issue)"));
                     if kw == "notify_up" {
                         r.rs.notify_up = Some(v);
                     } else {
@@ -925,46 +921,4 @@ pub(crate) fn target_text(t: &VsTarget) -> String {
 /// Keywords keepalived has in these blocks that lbd does not read yet (warned).
 fn is_unsupported_vs_kw(kw: &str) -> bool {
     matches!(kw, "smtp_alert" | "snmp_name")
-}
-
-/// A checker body back in keepalived syntax: one statement per line,
-/// nested blocks indented, words quoted where they need it.
-fn render_nodes(nodes: &[Node]) -> String {
-    fn go(nodes: &[Node], depth: usize, out: &mut Vec<String>) {
-        for n in nodes {
-            let mut l = "  ".repeat(depth);
-            let words: Vec<String> = n.words.iter().map(|w| quote_word(w)).collect();
-            l.push_str(&words.join(" "));
-            if let Some(b) = &n.block {
-                l.push_str(" {");
-                out.push(l);
-                go(b, depth + 1, out);
-                out.push(format!("{}}}", "  ".repeat(depth)));
-            } else {
-                out.push(l);
-            }
-        }
-    }
-    let mut out = Vec::new();
-    go(nodes, 0, &mut out);
-    out.join("\n")
-}
-
-fn quote_word(w: &str) -> String {
-    if !w.is_empty()
-        && !w
-            .chars()
-            .any(|c| c.is_whitespace() || matches!(c, '"' | '#' | '!' | '{' | '}' | '\\'))
-    {
-        return w.to_string();
-    }
-    let mut s = String::from("\"");
-    for c in w.chars() {
-        if matches!(c, '"' | '\\') {
-            s.push('\\');
-        }
-        s.push(c);
-    }
-    s.push('"');
-    s
 }
