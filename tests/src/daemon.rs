@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::lab::{Lab, Node, Proc};
 
@@ -219,7 +219,13 @@ impl Daemon {
     /// Start `kind` in `node` with `conf` (keepalived.conf text).
     pub fn start(lab: &Lab, kind: Kind, node: &Node, conf: &str) -> Daemon {
         let tag = format!("{}-{}", node.name, kind.label());
-        let conf_path = lab.path(&format!("{tag}.conf"));
+        // lbd reads a `.toml` file as its own syntax, anything else as keepalived.conf.
+        let ext = if conf.trim_start().starts_with('[') {
+            "toml"
+        } else {
+            "conf"
+        };
+        let conf_path = lab.path(&format!("{tag}.{ext}"));
         fs::write(&conf_path, conf).unwrap();
         let c = conf_path.to_str().unwrap().to_owned();
         match kind {
@@ -262,7 +268,13 @@ impl Daemon {
                     sock.to_str().unwrap(),
                 ];
                 // Debug level: hostile tests read `drop iface=.. vrid=.. reason=..` lines.
-                let proc = lab.spawn_env(node, kind.label(), &argv, &[("RUST_LOG", "debug")]);
+                // The bundled plugins come from the source tree (not installed).
+                let plugins = plugin_dir();
+                let env = [
+                    ("RUST_LOG", "debug"),
+                    ("LBD_PLUGIN_DIR", plugins.to_str().unwrap()),
+                ];
+                let proc = lab.spawn_env(node, kind.label(), &argv, &env);
                 Daemon {
                     kind,
                     node: node.clone(),
@@ -301,6 +313,11 @@ impl Daemon {
     pub fn log(&self) -> String {
         self.proc.log_text()
     }
+}
+
+/// The bundled plugins of this source tree.
+pub fn plugin_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins")
 }
 
 /// VmRSS of a process, in KiB.

@@ -82,13 +82,66 @@ fn unsupported_keywords_warn_with_their_line() {
         .collect();
     assert_eq!(
         lines,
-        vec![
-            (3, "keyword enable_traps is not supported yet (ignored)"),
-            (5, "keyword vrrp_script is not supported yet (ignored)"),
-            (11, "keyword notify_master is not supported yet (ignored)"),
-            (12, "keyword track_script is not supported yet (ignored)"),
-        ]
+        vec![(3, "keyword enable_traps is not supported yet (ignored)")]
     );
+    // Scripts and notify are read: a track script, an exec hook.
+    let c = &l.config;
+    assert_eq!(c.track_scripts[0].name, "s");
+    assert_eq!(
+        c.track_scripts[0].options["argv"],
+        serde_json::json!(["/bin/true"])
+    );
+    assert_eq!(c.instances[0].track_scripts[0].name, "s");
+    let h = &c.notify_hooks[0];
+    assert_eq!(
+        (h.plugin.as_str(), h.filter.states.as_slice()),
+        ("exec", &["MASTER".to_string()][..])
+    );
+    assert_eq!(h.filter.name.as_deref(), Some("A"));
+}
+
+#[test]
+fn scripts_checkers_and_fifos_map_to_plugins() {
+    let l = ka("global_defs {\n notify_fifo /run/ka.fifo\n notify_fifo_script /usr/bin/reader\n script_user nobody nogroup\n}\n\
+vrrp_script chk {\n script \"/bin/sh -c 'pidof haproxy'\"\n interval 2\n weight -20 reverse\n rise 2\n fall 3\n init_fail\n}\n\
+vrrp_instance A {\n interface eth0\n virtual_router_id 5\n notify \"/x.sh a b\"\n track_script {\n chk weight 5\n }\n}\n\
+virtual_server 10.0.0.1 80 {\n protocol TCP\n real_server 10.0.1.1 80 {\n MISC_CHECK {\n misc_path \"/bin/check --port 80\"\n misc_timeout 3\n misc_dynamic\n }\n TCP_CHECK {\n connect_port 8080\n connect_timeout 2\n }\n SMTP_CHECK {\n }\n }\n}\n");
+    let c = &l.config;
+    let t = &c.track_scripts[0];
+    assert_eq!(
+        t.options["argv"],
+        serde_json::json!(["/bin/sh", "-c", "pidof haproxy"])
+    );
+    assert_eq!(
+        (t.weight, t.weight_reverse, t.rise, t.fall, t.init_fail),
+        (-20, true, 2, 3, true)
+    );
+    assert_eq!(c.instances[0].track_scripts[0].weight, Some(5));
+    let hooks = &c.notify_hooks;
+    let fifo = hooks.iter().find(|h| h.plugin == "fifo").unwrap();
+    assert_eq!(fifo.options["path"], "/run/ka.fifo");
+    assert_eq!(fifo.options["script"], "/usr/bin/reader");
+    let n = hooks.iter().find(|h| h.plugin == "exec").unwrap();
+    assert_eq!(n.options["args"], true);
+    assert_eq!(
+        c.global.script_user,
+        Some(("nobody".into(), Some("nogroup".into())))
+    );
+    let checks = &c.virtual_servers[0].real_servers[0].checks;
+    assert_eq!(checks.len(), 2, "SMTP_CHECK is not run");
+    assert_eq!(checks[0].plugin, "exec");
+    assert_eq!(
+        checks[0].options["argv"],
+        serde_json::json!(["/bin/check", "--port", "80"])
+    );
+    assert_eq!(checks[0].options["dynamic"], true);
+    assert_eq!(checks[1].plugin, "tcp");
+    assert_eq!(checks[1].options["connect_port"], 8080);
+    assert_eq!(
+        checks[1].timing.connect_timeout,
+        Some(std::time::Duration::from_secs(2))
+    );
+    assert!(l.warnings.iter().any(|w| w.message.contains("SMTP_CHECK")));
 }
 
 #[test]

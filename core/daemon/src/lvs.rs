@@ -20,6 +20,7 @@ const RESYNC: Duration = Duration::from_secs(5);
 enum Msg {
     InstanceState { name: String, master: bool },
     Reload(Box<IpvsState>),
+    Health(Box<IpvsState>),
     Stop(oneshot::Sender<()>),
 }
 
@@ -42,6 +43,11 @@ impl LvsHandle {
         let _ = self.tx.send(Msg::Reload(Box::new(desired)));
     }
 
+    /// Real servers changed health: the same services, other destinations.
+    pub fn update(&self, desired: IpvsState) {
+        let _ = self.tx.send(Msg::Health(Box::new(desired)));
+    }
+
     /// Applies the stop policy and waits for it.
     pub async fn stop(&self) {
         let (tx, rx) = oneshot::channel();
@@ -62,12 +68,12 @@ struct Reconciler {
 
 /// Starts IPVS management when the configuration asks for it; a config
 /// without virtual servers never needs IPVS (nor the module).
-pub async fn start(cfg: &Config) -> Result<Option<LvsHandle>> {
+pub async fn start(cfg: &Config, health: &lvs_desired::HealthView) -> Result<Option<LvsHandle>> {
     let g = &cfg.global;
     if cfg.virtual_servers.is_empty() && g.lvs_sync_daemon.is_none() {
         return Ok(None);
     }
-    let desired = lvs_desired::desired_state(cfg)?;
+    let desired = lvs_desired::desired_state(cfg, health)?;
     let ipvs = Ipvs::connect().await?;
     if let Some(t) = &g.lvs_timeouts {
         // 0 leaves a timeout as the kernel has it.
@@ -109,6 +115,7 @@ enum Why {
     Start,
     Reload,
     Resync,
+    Health,
 }
 
 fn describe(op: &Op) -> String {
@@ -146,6 +153,12 @@ impl Reconciler {
                             error!("IPVS reload: {e:#}");
                         }
                         self.owned = self.desired.services.keys().cloned().collect();
+                    }
+                    Some(Msg::Health(desired)) => {
+                        self.desired = *desired;
+                        if let Err(e) = self.reconcile(Why::Health).await {
+                            error!("IPVS after a health change: {e:#}");
+                        }
                     }
                     Some(Msg::Stop(done)) => {
                         self.stop().await;
@@ -189,6 +202,7 @@ impl Reconciler {
         let mut failed = 0;
         for (label, r) in labels.iter().zip(results) {
             match r {
+                Ok(()) if why == Why::Health => info!("IPVS: {label}"),
                 Ok(()) if initial => debug!("IPVS: {label}"),
                 Ok(()) => warn!("IPVS drift repaired: {label}"),
                 Err(e) => {
@@ -197,7 +211,7 @@ impl Reconciler {
                 }
             }
         }
-        if initial {
+        if initial && why != Why::Health {
             info!(
                 "IPVS {why:?}: applied {} change(s), {failed} failed",
                 n - failed

@@ -1,7 +1,8 @@
-//! From the configuration's virtual servers to the IPVS state lbd wants in
-//! the kernel. Health checks come with a later issue: until then every real
-//! server is up, so `quorum` only matters when weights add up below it.
+//! From the configuration's virtual servers and the health of their real
+//! servers to the IPVS state lbd wants in the kernel.
 
+use std::collections::HashMap;
+use std::fmt;
 use std::net::IpAddr;
 
 use anyhow::{bail, Result};
@@ -16,11 +17,114 @@ use lbd_sys::ipvs::{SyncDaemon, SyncState};
 /// A `virtual_server_group` range may not expand past this many addresses.
 const MAX_RANGE: u128 = 65536;
 
-pub fn desired_state(c: &cfg::Config) -> Result<IpvsState> {
+/// A real server as health tracking names it: stable across reloads as
+/// long as the virtual server and the server keep their addresses.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RsId {
+    pub vs: String,
+    pub ip: IpAddr,
+    pub port: u16,
+}
+
+impl RsId {
+    pub fn of(vs: &cfg::VirtualServer, rs: &cfg::RealServer) -> Self {
+        RsId {
+            vs: vs_name(vs),
+            ip: rs.ip,
+            port: rs.port,
+        }
+    }
+
+    /// `ip:port` as keepalived's notify lines print a server.
+    pub fn addr(&self) -> String {
+        match self.ip {
+            IpAddr::V4(a) => format!("{a}:{}", self.port),
+            IpAddr::V6(a) => format!("[{a}]:{}", self.port),
+        }
+    }
+}
+
+impl fmt::Display for RsId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} of {}", self.addr(), self.vs)
+    }
+}
+
+/// How a virtual server is named in logs and events.
+pub fn vs_name(vs: &cfg::VirtualServer) -> String {
+    vs.name()
+}
+
+/// What the checks say about the real servers. A server without an entry
+/// is up with its configured weight (no checker, or not checked yet and
+/// not `alpha`).
+#[derive(Clone, Debug, Default)]
+pub struct HealthView {
+    pub rs: HashMap<RsId, RsStatus>,
+    /// Virtual servers whose quorum is lost (keyed by `vs_name`).
+    pub quorum_lost: std::collections::HashSet<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RsStatus {
+    pub up: bool,
+    /// `misc_dynamic` weight replacing the configured one.
+    pub weight: Option<u32>,
+}
+
+impl HealthView {
+    pub fn status(&self, vs: &cfg::VirtualServer, rs: &cfg::RealServer) -> RsStatus {
+        self.rs.get(&RsId::of(vs, rs)).copied().unwrap_or(RsStatus {
+            up: true,
+            weight: None,
+        })
+    }
+
+    /// Before any check has run: `alpha` servers start down, the others up,
+    /// and each quorum follows from that.
+    pub fn initial(
+        c: &cfg::Config,
+        alpha: impl Fn(&cfg::VirtualServer, &cfg::RealServer) -> bool,
+    ) -> Self {
+        let mut h = HealthView::default();
+        for vs in &c.virtual_servers {
+            for rs in &vs.real_servers {
+                if alpha(vs, rs) {
+                    let st = RsStatus {
+                        up: false,
+                        weight: None,
+                    };
+                    h.rs.insert(RsId::of(vs, rs), st);
+                }
+            }
+            if !crate::checks::quorum_up(true, h.live_weight(vs), vs.quorum, 0) {
+                h.quorum_lost.insert(vs_name(vs));
+            }
+        }
+        h
+    }
+
+    /// Sum of the weights of the live real servers (keepalived's quorum measure).
+    pub fn live_weight(&self, vs: &cfg::VirtualServer) -> u64 {
+        vs.real_servers
+            .iter()
+            .map(|rs| {
+                let st = self.status(vs, rs);
+                if st.up {
+                    u64::from(st.weight.unwrap_or(rs.weight))
+                } else {
+                    0
+                }
+            })
+            .sum()
+    }
+}
+
+pub fn desired_state(c: &cfg::Config, health: &HealthView) -> Result<IpvsState> {
     let mut state = IpvsState::new();
     for vs in &c.virtual_servers {
         for key in keys(c, vs)? {
-            let svc = service(vs, key);
+            let svc = service(vs, key, health);
             if let Some(old) = state.insert(svc) {
                 bail!(
                     "{}: virtual server {} is configured twice",
@@ -143,7 +247,7 @@ fn dest(fwd: &cfg::LbKind, weight: u32, u: u32, l: u32) -> DestSpec {
     d
 }
 
-fn service(vs: &cfg::VirtualServer, key: ServiceKey) -> Service {
+fn service(vs: &cfg::VirtualServer, key: ServiceKey, health: &HealthView) -> Service {
     let af = key.af();
     let mut spec = ServiceSpec::new(vs.scheduler.clone(), af);
     spec.flags = sched_flags(&vs.sched_flags);
@@ -162,19 +266,24 @@ fn service(vs: &cfg::VirtualServer, key: ServiceKey) -> Service {
         ServiceKey::Fwmark { .. } => 0,
     };
     let port = |p: u16| if p == 0 { vs_port } else { p };
-    let mut live_weight: u64 = 0;
+    // keepalived (ipwrapper.c): below quorum the sorry server takes the
+    // traffic and the live real servers leave; a failed server is removed,
+    // or kept with weight 0 under `inhibit_on_failure`.
+    let quorum_lost = vs.sorry_server.is_some() && health.quorum_lost.contains(&vs_name(vs));
     for rs in &vs.real_servers {
-        live_weight += u64::from(rs.weight);
+        let st = health.status(vs, rs);
+        let weight = match (st.up && !quorum_lost, rs.inhibit_on_failure) {
+            (true, _) => st.weight.unwrap_or(rs.weight),
+            (false, true) => 0,
+            (false, false) => continue,
+        };
         svc = svc.with_dest(
             DestKey::new(rs.ip, port(rs.port)),
-            dest(&rs.fwd, rs.weight, rs.u_threshold, rs.l_threshold),
+            dest(&rs.fwd, weight, rs.u_threshold, rs.l_threshold),
         );
     }
-    // Below quorum the sorry server takes the traffic (keepalived).
-    if let Some(s) = &vs.sorry_server {
-        if live_weight < u64::from(vs.quorum) {
-            svc = svc.with_dest(DestKey::new(s.ip, port(s.port)), dest(&s.fwd, 1, 0, 0));
-        }
+    if let (Some(s), true) = (&vs.sorry_server, quorum_lost) {
+        svc = svc.with_dest(DestKey::new(s.ip, port(s.port)), dest(&s.fwd, 1, 0, 0));
     }
     svc
 }

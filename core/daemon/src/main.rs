@@ -1,11 +1,15 @@
 //! lbd: VRRP (and later IPVS) daemon of the lb appliance.
 
 mod api;
+mod checks;
 mod cli;
 mod counters;
+mod health;
 mod lvs;
 mod lvs_desired;
 mod node;
+mod notify;
+mod plugins;
 mod setup;
 
 use std::process::ExitCode;

@@ -22,7 +22,11 @@ use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
 
 use crate::counters::Counters;
+use crate::health::{Health, HealthEv};
 use crate::lvs::LvsHandle;
+use crate::lvs_desired::{HealthView, RsId, RsStatus};
+use crate::notify::{Hooks, Transition};
+use lbd_plugin::EventKind;
 
 const PROTO_VRRP: u8 = 112;
 const PROTO_AH: u8 = 51;
@@ -91,6 +95,8 @@ struct Group {
     /// Member id (index here) -> instance index.
     members: Vec<usize>,
     sync: SyncGroup,
+    /// Last state notified for the whole group.
+    notified: Option<State>,
 }
 
 struct Node {
@@ -111,6 +117,19 @@ struct Node {
     mcast_group4: Ipv4Addr,
     /// IPVS reconciler, when virtual servers are configured.
     lvs: Option<LvsHandle>,
+    /// The running configuration: health changes recompute IPVS from it.
+    cfg: Config,
+    /// Plugin host, when anything needs a plugin.
+    host: Option<lbd_plugin::Host>,
+    /// Running checkers and tracked scripts.
+    checks: Health,
+    health: HealthView,
+    /// Per real server, the state of each of its checkers.
+    checker_up: HashMap<RsId, Vec<bool>>,
+    /// Tracked scripts (`vrrp_script`) by name: OK or failed.
+    scripts_ok: HashMap<String, bool>,
+    hooks: Hooks,
+    health_tx: Option<mpsc::UnboundedSender<HealthEv>>,
 }
 
 pub async fn run(config: Config, path: std::path::PathBuf) -> Result<()> {
@@ -125,8 +144,14 @@ pub async fn run(config: Config, path: std::path::PathBuf) -> Result<()> {
         .context("opening the netlink connection")?;
     let (tx, mut rx) = mpsc::unbounded_channel::<Ev>();
     let mut node = Node::build(nl, &config).await?;
+    let (health_tx, mut health_rx) = mpsc::unbounded_channel::<HealthEv>();
+    node.health_tx = Some(health_tx.clone());
+    node.start_plugins(&config)?;
     // IPVS first: when an instance becomes master its services are in place.
-    node.lvs = crate::lvs::start(&config).await?;
+    node.lvs = crate::lvs::start(&config, &node.health).await?;
+    if let Some(host) = &node.host {
+        node.checks = crate::health::start(host, &config, health_tx.clone());
+    }
 
     for (i, (key, sock)) in node.socks.iter().enumerate() {
         spawn_receiver(i, key.clone(), sock.clone(), tx.clone());
@@ -171,9 +196,18 @@ pub async fn run(config: Config, path: std::path::PathBuf) -> Result<()> {
             }
             _ = sigterm.recv() => { info!("SIGTERM: stopping"); break; }
             _ = sigint.recv() => { info!("SIGINT: stopping"); break; }
-            _ = sigusr1.recv() => info!("counters: {}", node.counters.render()),
+            _ = sigusr1.recv() => {
+                info!("counters: {}", node.counters.render());
+                if let Some(h) = &node.host {
+                    for (name, s) in h.stats().await {
+                        info!("plugin {name}: calls {} failures {} errors {} stopped_cpu {} stopped_memory {}",
+                            s.calls, s.failures, s.errors, s.stopped_cpu, s.stopped_memory);
+                    }
+                }
+            }
             _ = sighup.recv() => node.reload(&path, &mut running),
             _ = resync.tick() => node.resync_links(Instant::now()).await,
+            Some(h) = health_rx.recv() => node.on_health(Instant::now(), h),
         }
         node.run_actions().await;
     }
@@ -260,6 +294,14 @@ impl Node {
             no_accept_installed: false,
             mcast_group4: g.mcast_group4,
             lvs: None,
+            cfg: config.clone(),
+            host: None,
+            checks: Health::default(),
+            health: HealthView::default(),
+            checker_up: HashMap::new(),
+            scripts_ok: HashMap::new(),
+            hooks: Hooks::default(),
+            health_tx: None,
         };
         for l in node.nl.links().await.context("listing links")? {
             node.links.insert(l.name.clone(), l.up);
@@ -287,6 +329,7 @@ impl Node {
                 name: sg.name.clone(),
                 members,
                 sync,
+                notified: None,
             });
         }
         Ok(node)
@@ -498,6 +541,34 @@ impl Node {
                 _ => {}
             }
         }
+        // keepalived applies a sync group's track_script to every member.
+        let group_refs = self.insts[i]
+            .group
+            .and_then(|g| {
+                self.cfg
+                    .sync_groups
+                    .iter()
+                    .find(|sg| sg.name == self.groups[g].name)
+            })
+            .map(|sg| sg.track_scripts.as_slice())
+            .unwrap_or_default();
+        for r in cfg.track_scripts.iter().chain(group_refs) {
+            let Some(script) = self.cfg.track_scripts.iter().find(|s| s.name == r.name) else {
+                continue;
+            };
+            let ok = self
+                .scripts_ok
+                .get(&r.name)
+                .copied()
+                .unwrap_or(!script.init_fail);
+            let (weight, reverse) = match r.weight {
+                Some(w) => (w, r.reverse),
+                None => (script.weight, script.weight_reverse),
+            };
+            let (f, a) = crate::checks::script_effect(weight, reverse, ok);
+            fault |= f;
+            adj += a;
+        }
         (fault, adj)
     }
 
@@ -524,7 +595,10 @@ impl Node {
         if vrrp_changed {
             warn!("reload: VRRP or global changes are not applied until lbd restarts");
         }
-        match (&self.lvs, crate::lvs_desired::desired_state(&new)) {
+        match (
+            &self.lvs,
+            crate::lvs_desired::desired_state(&new, &self.health),
+        ) {
             (_, Err(e)) => return error!("reload: {e:#}; keeping the running configuration"),
             (Some(l), Ok(d)) => l.reload(d),
             (None, Ok(d)) if !d.services.is_empty() => {
@@ -535,6 +609,13 @@ impl Node {
             (None, Ok(_)) => {}
         }
         info!("reloaded {}", path.display());
+        // Checks restart on the new configuration; servers keep the health
+        // they had (it is keyed by address, not by position).
+        if let (Some(host), Some(tx)) = (&self.host, &self.health_tx) {
+            self.checks = crate::health::start(host, &new, tx.clone());
+            self.hooks = Hooks::new(host, &new);
+        }
+        self.cfg = new.clone();
         *running = new;
     }
 
@@ -605,6 +686,33 @@ impl Node {
         for i in 0..self.insts.len() {
             self.remove_vips(i, true).await;
         }
+        // keepalived's notify_stop, instances then groups.
+        for inst in &self.insts {
+            self.hooks.emit(Transition {
+                kind: EventKind::Instance,
+                name: &inst.cfg.name,
+                state: "STOP",
+                prev: state_name(inst.fsm.state()),
+                priority: Some(0),
+                vs: None,
+            });
+        }
+        for g in &self.groups {
+            self.hooks.emit(Transition {
+                kind: EventKind::Group,
+                name: &g.name,
+                state: "STOP",
+                prev: g.notified.and_then(state_name),
+                priority: None,
+                vs: None,
+            });
+        }
+        self.checks = Health::default();
+        // Drop the senders so the queues end, then let them drain.
+        self.hooks = Hooks::default();
+        if let Some(h) = self.host.take() {
+            h.shutdown(Duration::from_secs(10)).await;
+        }
         if let Some(l) = &self.lvs {
             l.stop().await;
         }
@@ -655,6 +763,168 @@ impl Node {
             let (fault, adj) = self.tracking(i);
             self.insts[i].fsm.handle(now, Input::PriorityAdjust(adj));
             self.set_fault(now, i, fault);
+        }
+    }
+
+    /// Starts the plugin host when anything needs a plugin, and refuses a
+    /// configuration naming a plugin that none of the plugin files provides.
+    fn start_plugins(&mut self, c: &Config) -> Result<()> {
+        let needed = c
+            .virtual_servers
+            .iter()
+            .any(|vs| vs.real_servers.iter().any(|r| !r.checks.is_empty()))
+            || !c.track_scripts.is_empty()
+            || !c.notify_hooks.is_empty();
+        self.health = HealthView::initial(c, crate::health::starts_down);
+        if !needed {
+            return Ok(());
+        }
+        let host = crate::plugins::start(c)?;
+        crate::plugins::verify(&host, c)?;
+        for vs in &c.virtual_servers {
+            for rs in &vs.real_servers {
+                let ups = rs
+                    .checks
+                    .iter()
+                    .map(|ck| !crate::health::alpha(vs, rs, ck))
+                    .collect();
+                self.checker_up.insert(RsId::of(vs, rs), ups);
+            }
+        }
+        for s in &c.track_scripts {
+            self.scripts_ok.insert(s.name.clone(), !s.init_fail);
+        }
+        self.hooks = Hooks::new(&host, c);
+        self.host = Some(host);
+        Ok(())
+    }
+
+    fn on_health(&mut self, now: Instant, ev: HealthEv) {
+        match ev {
+            HealthEv::Script { name, ok } => {
+                self.scripts_ok.insert(name.clone(), ok);
+                for i in 0..self.insts.len() {
+                    let direct = self.insts[i]
+                        .cfg
+                        .track_scripts
+                        .iter()
+                        .any(|r| r.name == name);
+                    let via_group = self.insts[i].group.is_some_and(|g| {
+                        self.cfg.sync_groups.iter().any(|sg| {
+                            sg.name == self.groups[g].name
+                                && sg.track_scripts.iter().any(|r| r.name == name)
+                        })
+                    });
+                    if direct || via_group {
+                        let (fault, adj) = self.tracking(i);
+                        self.insts[i].fsm.handle(now, Input::PriorityAdjust(adj));
+                        self.set_fault(now, i, fault);
+                    }
+                }
+            }
+            HealthEv::Checker {
+                rs,
+                checker,
+                up,
+                weight,
+                message,
+            } => self.on_checker(rs, checker, up, weight, &message),
+        }
+    }
+
+    /// A checker changed: the real server is up when all its checkers are
+    /// (keepalived), its weight may be dynamic, and its virtual server's
+    /// quorum may move.
+    fn on_checker(
+        &mut self,
+        id: RsId,
+        checker: usize,
+        up: bool,
+        weight: Option<u32>,
+        message: &str,
+    ) {
+        let Some(ups) = self.checker_up.get_mut(&id) else {
+            return; // a server of a configuration since reloaded away
+        };
+        if let Some(u) = ups.get_mut(checker) {
+            *u = up;
+        }
+        let all_up = ups.iter().all(|u| *u);
+        let before = self.health.rs.get(&id).copied().unwrap_or(RsStatus {
+            up: true,
+            weight: None,
+        });
+        let after = RsStatus {
+            up: all_up,
+            weight: weight.or(before.weight),
+        };
+        if after == before {
+            return;
+        }
+        self.health.rs.insert(id.clone(), after);
+        let Some(vs) = self
+            .cfg
+            .virtual_servers
+            .iter()
+            .find(|v| crate::lvs_desired::vs_name(v) == id.vs)
+        else {
+            return;
+        };
+        let addr = id.addr();
+        if after.up != before.up {
+            let (state, what) = if after.up {
+                ("UP", "up")
+            } else {
+                ("DOWN", "down")
+            };
+            info!("real server {id} is {what} ({message})");
+            self.counters
+                .bump(if after.up { "rs_up" } else { "rs_down" });
+            self.hooks.emit(Transition {
+                kind: EventKind::Rs,
+                name: &addr,
+                state,
+                prev: Some(if after.up { "DOWN" } else { "UP" }),
+                priority: None,
+                vs: Some(&id.vs),
+            });
+        } else {
+            info!("real server {id}: weight {:?} ({message})", after.weight);
+        }
+        let was_up = !self.health.quorum_lost.contains(&id.vs);
+        let live = self.health.live_weight(vs);
+        let now_up = crate::checks::quorum_up(was_up, live, vs.quorum, vs.hysteresis);
+        if now_up != was_up {
+            let state = if now_up { "UP" } else { "DOWN" };
+            if now_up {
+                info!(
+                    "virtual server {}: quorum {} reached (live weight {live})",
+                    id.vs, vs.quorum
+                );
+                self.health.quorum_lost.remove(&id.vs);
+            } else {
+                warn!(
+                    "virtual server {}: quorum {} lost (live weight {live})",
+                    id.vs, vs.quorum
+                );
+                self.health.quorum_lost.insert(id.vs.clone());
+            }
+            self.hooks.emit(Transition {
+                kind: EventKind::Vs,
+                name: &id.vs,
+                state,
+                prev: Some(if now_up { "DOWN" } else { "UP" }),
+                priority: None,
+                vs: None,
+            });
+        }
+        match (
+            &self.lvs,
+            crate::lvs_desired::desired_state(&self.cfg, &self.health),
+        ) {
+            (Some(l), Ok(d)) => l.update(d),
+            (_, Err(e)) => error!("IPVS state after a health change: {e:#}"),
+            (None, Ok(_)) => {}
         }
     }
 
@@ -795,8 +1065,47 @@ impl Node {
                 if let Some(l) = &self.lvs {
                     l.instance_state(&inst.cfg.name, to == State::Master);
                 }
+                // After the critical work (VIPs, GARP) of the transition.
+                if let Some(state) = state_name(to) {
+                    let priority = inst.fsm.effective_priority();
+                    self.hooks.emit(Transition {
+                        kind: EventKind::Instance,
+                        name: &inst.cfg.name,
+                        state,
+                        prev: state_name(from),
+                        priority: Some(priority),
+                        vs: None,
+                    });
+                }
                 self.propagate_sync(i, to);
+                self.notify_group(i, to);
             }
+        }
+    }
+
+    /// A sync group has changed state once all its members are in it.
+    fn notify_group(&mut self, i: usize, to: State) {
+        let Some(g) = self.insts[i].group else { return };
+        let group = &self.groups[g];
+        let all = group
+            .members
+            .iter()
+            .all(|&m| self.insts[m].fsm.state() == to);
+        if !all || group.notified == Some(to) {
+            return;
+        }
+        let prev = group.notified.and_then(state_name);
+        self.groups[g].notified = Some(to);
+        if let Some(state) = state_name(to) {
+            info!("VRRP_Group({}) {state}", self.groups[g].name);
+            self.hooks.emit(Transition {
+                kind: EventKind::Group,
+                name: &self.groups[g].name,
+                state,
+                prev,
+                priority: None,
+                vs: None,
+            });
         }
     }
 
@@ -944,6 +1253,16 @@ impl GarpJob {
                 self.addr, self.ifname
             );
         }
+    }
+}
+
+/// keepalived's names of the states in notify arguments and fifo lines.
+fn state_name(s: State) -> Option<&'static str> {
+    match s {
+        State::Initialize => None,
+        State::Backup => Some("BACKUP"),
+        State::Master => Some("MASTER"),
+        State::Fault => Some("FAULT"),
     }
 }
 

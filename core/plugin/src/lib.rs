@@ -1,3 +1,13 @@
-//! The Lua plugin host of lbd (see core/plugin/CONTRACT.md while it is built).
+//! The Lua plugin host of lbd: health checks, tracked scripts, notify hooks
+//! and discovery providers are Lua 5.4 files run on a thread of their own,
+//! sandboxed and limited (docs/plugins/ is the plugin authors' guide).
 
+mod api;
+mod host;
 pub mod prim;
+mod sandbox;
+
+pub use host::{
+    CheckOutcome, Event, EventKind, Host, HostConfig, HostStats, LoadReport, LoadedPlugin,
+    Notifier, Options, PluginError, PluginStats, Target,
+};

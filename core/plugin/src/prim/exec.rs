@@ -1,0 +1,155 @@
+//! Programs run without a shell, in their own process group, bounded in
+//! time and output. keepalived kills a script's whole group at its
+//! timeout; so does this.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::process::Command;
+
+use super::PrimError;
+
+pub struct Request {
+    pub argv: Vec<String>,
+    pub timeout: Duration,
+    pub env: Vec<(String, String)>,
+    pub stdin: Option<Vec<u8>>,
+    /// Per stream; the rest is read and dropped so the child never blocks.
+    pub max_output: usize,
+    pub uid_gid: Option<(u32, u32)>,
+}
+
+#[derive(Debug)]
+pub struct Output {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    pub timed_out: bool,
+}
+
+async fn drain(mut r: impl AsyncRead + Unpin, max: usize) -> Vec<u8> {
+    let mut kept = Vec::new();
+    let mut buf = [0u8; 8192];
+    while let Ok(n) = r.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+        let room = max.saturating_sub(kept.len());
+        kept.extend_from_slice(buf.get(..n.min(room)).unwrap_or_default());
+    }
+    kept
+}
+
+pub async fn run(req: Request) -> Result<Output, PrimError> {
+    let Some(prog) = req.argv.first() else {
+        return Err(PrimError::Msg("exec: empty argv".into()));
+    };
+    let mut cmd = Command::new(prog);
+    cmd.args(req.argv.get(1..).unwrap_or_default())
+        .envs(req.env.iter().map(|(k, v)| (k, v)))
+        .stdin(if req.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    if let Some((uid, gid)) = req.uid_gid {
+        cmd.uid(uid).gid(gid);
+        // SAFETY: setgroups is async-signal-safe; it runs in the forked
+        // child before exec and touches no memory of the parent.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::setgroups(0, std::ptr::null()) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| PrimError::io(format!("exec {prog}"), e))?;
+    let pid = child.id();
+    if let (Some(data), Some(mut sin)) = (req.stdin, child.stdin.take()) {
+        // A child that does not read its input must not stall us.
+        tokio::spawn(async move {
+            let _ = sin.write_all(&data).await;
+        });
+    }
+    let out = child.stdout.take();
+    let err = child.stderr.take();
+    let max = req.max_output;
+    let out_task = tokio::spawn(async move {
+        match out {
+            Some(o) => drain(o, max).await,
+            None => Vec::new(),
+        }
+    });
+    let err_task = tokio::spawn(async move {
+        match err {
+            Some(e) => drain(e, max).await,
+            None => Vec::new(),
+        }
+    });
+    let (status, timed_out) = match tokio::time::timeout(req.timeout, child.wait()).await {
+        Ok(s) => (
+            s.map_err(|e| PrimError::io(format!("wait for {prog}"), e))?,
+            false,
+        ),
+        Err(_) => {
+            if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
+                // SAFETY: kill(2) on the process group this child leads.
+                unsafe {
+                    libc::kill(-pid, libc::SIGKILL);
+                }
+            }
+            let s = child
+                .wait()
+                .await
+                .map_err(|e| PrimError::io(format!("reap {prog}"), e))?;
+            (s, true)
+        }
+    };
+    // Grandchildren may keep the pipes open after a timeout: bound the wait.
+    let grace = Duration::from_millis(200);
+    let stdout = tokio::time::timeout(grace, out_task)
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default();
+    let stderr = tokio::time::timeout(grace, err_task)
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default();
+    use std::os::unix::process::ExitStatusExt;
+    Ok(Output {
+        code: status.code(),
+        signal: status.signal(),
+        stdout,
+        stderr,
+        timed_out,
+    })
+}
+
+/// Starts a program and forgets it; a task reaps it (the fifo plugin's reader).
+pub fn spawn(argv: &[String]) -> Result<(), PrimError> {
+    let Some(prog) = argv.first() else {
+        return Err(PrimError::Msg("spawn: empty argv".into()));
+    };
+    let mut child = Command::new(prog)
+        .args(argv.get(1..).unwrap_or_default())
+        .stdin(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .map_err(|e| PrimError::io(format!("spawn {prog}"), e))?;
+    tokio::spawn(async move {
+        let _ = child.wait().await;
+    });
+    Ok(())
+}

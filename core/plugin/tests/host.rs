@@ -1,0 +1,454 @@
+//! The plugin host with real plugin files: containment of runaway,
+//! allocating and failing plugins, the sandbox, contexts, loading rules,
+//! notify order, and the primitives against real local servers and programs.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, TcpListener};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use lbd_plugin::{CheckOutcome, Event, EventKind, Host, HostConfig, Options, Target};
+
+fn dir(test: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("lbd-plugin-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn write(d: &Path, name: &str, body: &str) -> PathBuf {
+    let p = d.join(name);
+    std::fs::write(&p, body).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+    p
+}
+
+fn cfg(dirs: Vec<PathBuf>) -> HostConfig {
+    HostConfig {
+        dirs,
+        memory_limit: 16 << 20,
+        cpu_slice: Duration::from_millis(100),
+        require_root_owned: false,
+        script_user: None,
+    }
+}
+
+fn target() -> Target {
+    Target {
+        ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        port: 80,
+        vs: None,
+    }
+}
+
+fn check_plugin(name: &str, body: &str) -> String {
+    format!("lb.check(\"{name}\", {{ run = function(target, opt)\n{body}\nend }})\n")
+}
+
+async fn run(h: &Host, name: &str) -> CheckOutcome {
+    h.run_check(name, target(), Options::new(), Duration::from_secs(10))
+        .await
+}
+
+#[tokio::test]
+async fn runaway_allocating_and_failing_plugins_are_stopped_and_the_rest_carries_on() {
+    let d = dir("contain");
+    write(&d, "spin.lua", &check_plugin("spin", "while true do end"));
+    write(
+        &d,
+        "spin_pcall.lua",
+        &check_plugin(
+            "spin_pcall",
+            "while true do pcall(function() while true do end end) end",
+        ),
+    );
+    write(
+        &d,
+        "spin_co.lua",
+        &check_plugin(
+            "spin_co",
+            "local f = coroutine.wrap(function() while true do end end) f()",
+        ),
+    );
+    write(
+        &d,
+        "spin_resume.lua",
+        &check_plugin(
+            "spin_resume",
+            "local co = coroutine.create(function() while true do end end)\nwhile true do coroutine.resume(co) end",
+        ),
+    );
+    write(
+        &d,
+        "hog.lua",
+        &check_plugin(
+            "hog",
+            "local t = {} while true do t[#t + 1] = string.rep('x', 65536) .. #t end",
+        ),
+    );
+    write(
+        &d,
+        "hog_pcall.lua",
+        &check_plugin(
+            "hog_pcall",
+            "while true do pcall(function() local t = {} while true do t[#t + 1] = string.rep('y', 65536) .. #t end end) end",
+        ),
+    );
+    write(
+        &d,
+        "raises.lua",
+        &check_plugin("raises", "error('broken on purpose')"),
+    );
+    write(
+        &d,
+        "good.lua",
+        &check_plugin("good", "lb.sleep(0.005) return true, 'fine'"),
+    );
+    let (h, report) = Host::start(cfg(vec![d.clone()])).unwrap();
+    assert!(report.refused.is_empty(), "{:?}", report.refused);
+
+    // The good check runs every 100 ms for 3 s while the bad ones keep running.
+    let good = {
+        let h = h.clone();
+        tokio::spawn(async move {
+            let start = Instant::now();
+            let mut runs = 0;
+            let mut worst = Duration::ZERO;
+            while start.elapsed() < Duration::from_secs(3) {
+                let t = Instant::now();
+                assert!(run(&h, "good").await.ok);
+                worst = worst.max(t.elapsed());
+                runs += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            (runs, worst)
+        })
+    };
+    let cases = [
+        ("spin", "cpu slice exceeded"),
+        ("spin_pcall", "cpu slice exceeded"),
+        ("spin_co", "cpu slice exceeded"),
+        ("spin_resume", "cpu slice exceeded"),
+        ("hog", "memory limit"),
+        ("hog_pcall", "memory limit"),
+        ("raises", "broken on purpose"),
+    ];
+    let bad_start = Instant::now();
+    while bad_start.elapsed() < Duration::from_secs(3) {
+        for (name, why) in cases {
+            let o = run(&h, name).await;
+            assert!(!o.ok, "{name} passed");
+            assert!(o.message.contains(why), "{name}: {}", o.message);
+            if why != "broken on purpose" {
+                assert!(
+                    o.message.contains(&format!("plugin {name} stopped")),
+                    "{name}: {}",
+                    o.message
+                );
+            }
+        }
+    }
+    let (runs, worst) = good.await.unwrap();
+    println!("good check: {runs} runs in 3 s beside the bad plugins, slowest {worst:?}");
+    // Unhindered: ~28 runs (100 ms sleep + ~5 ms each); each bad call may
+    // hold the plugin thread for one slice (100 ms) at most.
+    assert!(runs >= 10, "good check starved: {runs} runs");
+    assert!(
+        worst < Duration::from_secs(2),
+        "good check waited {worst:?}"
+    );
+    let stats = h.stats().await;
+    for (name, _) in &cases[..4] {
+        assert!(stats[*name].stopped_cpu >= 1, "{name}: {:?}", stats[*name]);
+    }
+    assert!(stats["hog"].stopped_memory >= 1, "{:?}", stats["hog"]);
+    assert!(
+        stats["hog_pcall"].stopped_memory >= 1,
+        "{:?}",
+        stats["hog_pcall"]
+    );
+    assert!(stats["raises"].errors >= 1);
+    assert_eq!(stats["good"].failures, 0);
+}
+
+#[tokio::test]
+async fn many_short_awaits_are_not_a_runaway() {
+    let d = dir("awaits");
+    write(
+        &d,
+        "busy.lua",
+        &check_plugin(
+            "busy",
+            "local n = 0 for i = 1, 200 do for j = 1, 20000 do n = n + j end lb.sleep(0.001) end return true, tostring(n)",
+        ),
+    );
+    let (h, _) = Host::start(cfg(vec![d])).unwrap();
+    let t = Instant::now();
+    let o = run(&h, "busy").await;
+    assert!(o.ok, "{}", o.message);
+    // The whole call is far longer than one slice; no single slice is.
+    assert!(t.elapsed() > Duration::from_millis(200));
+}
+
+#[tokio::test]
+async fn sandbox_hides_unsafe_functions_and_plugins_from_each_other() {
+    let d = dir("sandbox");
+    write(
+        &d,
+        "probe.lua",
+        &check_plugin(
+            "probe",
+            r#"
+  local found = {}
+  for _, n in ipairs({ "io", "os", "debug", "require", "dofile", "loadfile", "package" }) do
+    if _G[n] ~= nil then found[#found + 1] = n end
+  end
+  if string.dump ~= nil then found[#found + 1] = "string.dump" end
+  local ok = pcall(load, "\27Lua", "x", "b")
+  if ok then found[#found + 1] = "bytecode load" end
+  if other_global ~= nil then found[#found + 1] = "other plugin's global" end
+  if load("return 1 + 1")() ~= 2 then found[#found + 1] = "text load broken" end
+  return #found == 0, table.concat(found, " ")"#,
+        ),
+    );
+    write(
+        &d,
+        "other.lua",
+        &format!("other_global = 1\n{}", check_plugin("other", "return true")),
+    );
+    let (h, _) = Host::start(cfg(vec![d])).unwrap();
+    let o = run(&h, "probe").await;
+    assert!(o.ok, "sandbox leaks: {}", o.message);
+}
+
+#[tokio::test]
+async fn contexts_body_task_and_plugin_coroutines() {
+    let d = dir("contexts");
+    write(&d, "body_io.lua", "lb.sleep(1)\n");
+    write(
+        &d,
+        "late_reg.lua",
+        &check_plugin(
+            "late_reg",
+            "lb.check('x', { run = function() end }) return true",
+        ),
+    );
+    write(
+        &d,
+        "in_co.lua",
+        &check_plugin(
+            "in_co",
+            "local co = coroutine.create(function() return lb.sleep(0.01) end)\nlocal ok, e = coroutine.resume(co)\nreturn false, tostring(e)",
+        ),
+    );
+    let (h, report) = Host::start(cfg(vec![d.clone()])).unwrap();
+    let body = report
+        .refused
+        .iter()
+        .find(|r| r.contains("body_io.lua"))
+        .expect("body_io refused");
+    assert!(
+        body.contains("lb.sleep: not allowed in the file body"),
+        "{body}"
+    );
+    let o = run(&h, "late_reg").await;
+    assert!(
+        o.message
+            .contains("lb.check: only allowed in the file body"),
+        "{}",
+        o.message
+    );
+    let o = run(&h, "in_co").await;
+    assert!(
+        o.message
+            .contains("lb.sleep: not allowed inside a plugin coroutine"),
+        "{}",
+        o.message
+    );
+}
+
+#[tokio::test]
+async fn loading_override_permissions_errors_and_duplicates() {
+    let bundled = dir("load-bundled");
+    let ops = dir("load-ops");
+    write(
+        &bundled,
+        "probe.lua",
+        &check_plugin("probe", "return true, 'bundled'"),
+    );
+    let over = write(
+        &ops,
+        "probe.lua",
+        &check_plugin("probe", "return true, 'operator'"),
+    );
+    let loose = write(&ops, "loose.lua", &check_plugin("loose", "return true"));
+    std::fs::set_permissions(&loose, std::fs::Permissions::from_mode(0o664)).unwrap();
+    let broken = write(&ops, "broken.lua", "-- one\n\nlb.check(\"broken\", {\n");
+    write(&ops, "twice.lua", &check_plugin("probe", "return true"));
+    let (h, report) = Host::start(cfg(vec![bundled.clone(), ops.clone()])).unwrap();
+    let o = run(&h, "probe").await;
+    assert_eq!(o.message, "operator");
+    let p = report
+        .loaded
+        .iter()
+        .find(|p| p.path == over)
+        .expect("override loaded");
+    assert_eq!(
+        p.overrides.as_deref(),
+        Some(bundled.join("probe.lua").as_path())
+    );
+    let refused = report.refused.join("\n");
+    assert!(
+        refused.contains(&format!(
+            "{}: refused: writable by group or others",
+            loose.display()
+        )),
+        "{refused}"
+    );
+    assert!(
+        refused.contains(&format!("{}:4:", broken.display())),
+        "{refused}"
+    );
+    assert!(
+        refused.contains("check probe is already registered by"),
+        "{refused}"
+    );
+    assert!(!h.has_check("loose") && !h.has_check("broken"));
+}
+
+#[tokio::test]
+async fn not_root_owned_is_refused_when_required() {
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root to chown");
+        return;
+    }
+    let d = dir("owner");
+    let p = write(&d, "mine.lua", &check_plugin("mine", "return true"));
+    std::os::unix::fs::chown(&p, Some(65534), None).unwrap();
+    let mut c = cfg(vec![d]);
+    c.require_root_owned = true;
+    let (h, report) = Host::start(c).unwrap();
+    assert!(!h.has_check("mine"));
+    assert!(
+        report.refused.iter().any(|r| r.contains("not root")),
+        "{:?}",
+        report.refused
+    );
+}
+
+#[tokio::test]
+async fn notify_delivers_a_burst_in_order() {
+    let d = dir("notify");
+    let out = d.join("events.txt");
+    write(
+        &d,
+        "record.lua",
+        "lb.notify(\"record\", { event = function(ev, opt)\n  if ev.seq % 97 == 0 then lb.sleep(0.002) end\n  lb.fs.append(opt.path, ev.seq .. ' ' .. ev.kind .. ' ' .. ev.name .. ' ' .. ev.state .. '\\n')\nend })\n",
+    );
+    let (h, _) = Host::start(cfg(vec![d.clone()])).unwrap();
+    let mut o = Options::new();
+    o.insert("path".into(), out.display().to_string().into());
+    let n = h.notifier("record", o);
+    for seq in 1..=1000u64 {
+        n.send(Event {
+            seq,
+            time: SystemTime::now(),
+            kind: EventKind::Instance,
+            name: "VI_1".into(),
+            state: if seq % 2 == 0 { "MASTER" } else { "BACKUP" }.into(),
+            prev: None,
+            priority: Some(100),
+            vs: None,
+        });
+    }
+    drop(n);
+    h.shutdown(Duration::from_secs(30)).await;
+    let text = std::fs::read_to_string(&out).unwrap();
+    let seqs: Vec<u64> = text
+        .lines()
+        .map(|l| l.split(' ').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(seqs, (1..=1000).collect::<Vec<_>>());
+    assert!(text
+        .lines()
+        .next()
+        .unwrap()
+        .ends_with("INSTANCE VI_1 BACKUP"));
+}
+
+#[tokio::test]
+async fn exec_http_tcp_dns_and_proc_primitives() {
+    let d = dir("prims");
+    // A real HTTP server on loopback.
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten().take(3) {
+            let mut s = s;
+            let mut buf = [0u8; 4096];
+            let n = s.read(&mut buf).unwrap_or(0);
+            let req = String::from_utf8_lossy(&buf[..n]).to_string();
+            let body = if req.starts_with("GET /health") {
+                "healthy"
+            } else {
+                "nope"
+            };
+            let status = if body == "healthy" {
+                "200 OK"
+            } else {
+                "503 Busy"
+            };
+            let _ = write!(
+                s,
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nX-Test: yes\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    write(
+        &d,
+        "prims.lua",
+        &check_plugin(
+            "prims",
+            r#"
+  local out = {}
+  local r = lb.exec({ "sh", "-c", "echo hi; exit 3" }, { timeout = 5 })
+  out[#out + 1] = "exec " .. r.code .. " " .. r.stdout
+  local t0 = lb.now()
+  r = lb.exec({ "sh", "-c", "sleep 30 & sleep 30" }, { timeout = 0.3 })
+  out[#out + 1] = "timeout " .. tostring(r.timed_out) .. " " .. tostring(lb.now() - t0 < 5)
+  local _, err = lb.exec({ "/nonexistent/prog" })
+  out[#out + 1] = "missing " .. tostring(err ~= nil)
+  local res = lb.http.get(target.ip, opt.port, "/health", { timeout = 5 })
+  out[#out + 1] = "http " .. res.status .. " " .. res.body .. " " .. res.headers["x-test"]
+  res = lb.http.request({ ip = target.ip, port = opt.port, path = "/other" })
+  out[#out + 1] = "http " .. res.status
+  local c, cerr = lb.tcp.connect(target.ip, 1, { timeout = 2 })
+  out[#out + 1] = "refused " .. tostring(c == nil and cerr ~= nil)
+  out[#out + 1] = "md5 " .. lb.md5("abc")
+  out[#out + 1] = "regex " .. tostring(lb.regex.find("^he+llo$", "heeello"))
+  out[#out + 1] = "json " .. lb.json.encode(lb.json.decode('{"a":[1,2]}'))
+  local pids = lb.proc.find("cargo") or {}
+  return true, table.concat(out, "|")"#,
+        ),
+    );
+    let (h, _) = Host::start(cfg(vec![d])).unwrap();
+    let mut o = Options::new();
+    o.insert("port".into(), port.into());
+    let out = h
+        .run_check("prims", target(), o, Duration::from_secs(20))
+        .await;
+    assert!(out.ok, "{}", out.message);
+    let parts: Vec<&str> = out.message.split('|').collect();
+    assert_eq!(parts[0], "exec 3 hi\n");
+    assert_eq!(parts[1], "timeout true true");
+    assert_eq!(parts[2], "missing true");
+    assert_eq!(parts[3], "http 200 healthy yes");
+    assert_eq!(parts[4], "http 503");
+    assert_eq!(parts[5], "refused true");
+    assert_eq!(parts[6], "md5 900150983cd24fb0d6963f7d28e17f72");
+    assert_eq!(parts[7], "regex true");
+    assert_eq!(parts[8], r#"json {"a":[1,2]}"#);
+}
