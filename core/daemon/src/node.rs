@@ -611,9 +611,10 @@ impl Node {
         info!("reloaded {}", path.display());
         // Checks restart on the new configuration; servers keep the health
         // they had (it is keyed by address, not by position).
-        if let (Some(host), Some(tx)) = (&self.host, &self.health_tx) {
-            self.checks = crate::health::start(host, &new, tx.clone());
-            self.hooks = Hooks::new(host, &new);
+        if let (Some(host), Some(tx)) = (self.host.clone(), self.health_tx.clone()) {
+            self.track_health_of(&new);
+            self.checks = crate::health::start(&host, &new, tx);
+            self.hooks = Hooks::new(&host, &new);
         }
         self.cfg = new.clone();
         *running = new;
@@ -774,29 +775,48 @@ impl Node {
             .iter()
             .any(|vs| vs.real_servers.iter().any(|r| !r.checks.is_empty()))
             || !c.track_scripts.is_empty()
-            || !c.notify_hooks.is_empty();
+            || !c.all_notify_hooks().is_empty();
         self.health = HealthView::initial(c, crate::health::starts_down);
         if !needed {
             return Ok(());
         }
         let host = crate::plugins::start(c)?;
         crate::plugins::verify(&host, c)?;
-        for vs in &c.virtual_servers {
-            for rs in &vs.real_servers {
-                let ups = rs
-                    .checks
-                    .iter()
-                    .map(|ck| !crate::health::alpha(vs, rs, ck))
-                    .collect();
-                self.checker_up.insert(RsId::of(vs, rs), ups);
-            }
-        }
-        for s in &c.track_scripts {
-            self.scripts_ok.insert(s.name.clone(), !s.init_fail);
-        }
+        self.track_health_of(c);
         self.hooks = Hooks::new(&host, c);
         self.host = Some(host);
         Ok(())
+    }
+
+    /// The checker and script states a configuration needs; a server or
+    /// script that keeps its checks keeps its state (reload).
+    fn track_health_of(&mut self, c: &Config) {
+        let mut checkers = HashMap::new();
+        for vs in &c.virtual_servers {
+            for rs in &vs.real_servers {
+                let id = RsId::of(vs, rs);
+                let ups: Vec<bool> = match self.checker_up.remove(&id) {
+                    Some(old) if old.len() == rs.checks.len() => old,
+                    _ => rs
+                        .checks
+                        .iter()
+                        .map(|ck| !crate::health::alpha(vs, rs, ck))
+                        .collect(),
+                };
+                checkers.insert(id, ups);
+            }
+        }
+        self.checker_up = checkers;
+        let mut scripts = HashMap::new();
+        for s in &c.track_scripts {
+            let ok = self
+                .scripts_ok
+                .get(&s.name)
+                .copied()
+                .unwrap_or(!s.init_fail);
+            scripts.insert(s.name.clone(), ok);
+        }
+        self.scripts_ok = scripts;
     }
 
     fn on_health(&mut self, now: Instant, ev: HealthEv) {

@@ -94,7 +94,7 @@ pub fn verify(host: &Host, c: &Config) -> Result<()> {
             ));
         }
     }
-    for h in &c.notify_hooks {
+    for h in &c.all_notify_hooks() {
         if !host.has_notify(&h.plugin) {
             missing.push(format!("{}: no notify plugin named {:?}", h.span, h.plugin));
         }
