@@ -10,6 +10,7 @@ pub mod daemon;
 pub mod forge;
 pub mod http;
 pub mod lab;
+pub mod lvs;
 pub mod scenario;
 pub mod tshark;
 pub mod watch;

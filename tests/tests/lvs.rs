@@ -11,6 +11,7 @@ use std::time::Duration;
 use lbd_tests::daemon::{Daemon, Kind};
 use lbd_tests::http;
 use lbd_tests::lab::{Lab, Node};
+use lbd_tests::lvs::{dr_backend, echo_server, hold_connection, nat_backend};
 use lbd_tests::wait_until;
 
 const VIP: &str = "10.0.0.100";
@@ -69,19 +70,13 @@ fn scenario(test: &str, nat: bool) {
     if nat {
         lab.join(&a, 1);
         lab.join(&b, 1);
-        // NAT: replies must return through the director, so the backends
-        // live on the inner LAN only, routed by the gateway VIP.
+        // Routed by the gateway VIP, which follows the master.
         for w in &webs {
-            lab.exec_ok(w, &["ip", "link", "del", "eth0"]);
-            lab.join(w, 1);
-            lab.exec_ok(w, &["ip", "route", "add", "default", "via", GW]);
+            nat_backend(&lab, w, GW);
         }
     } else {
-        // DR: backends own the VIP on lo and must not answer ARP for it.
         for w in &webs {
-            lab.exec_ok(w, &["ip", "addr", "add", &format!("{VIP}/32"), "dev", "lo"]);
-            lab.exec_ok(w, &["sysctl", "-qw", "net.ipv4.conf.all.arp_ignore=1"]);
-            lab.exec_ok(w, &["sysctl", "-qw", "net.ipv4.conf.all.arp_announce=2"]);
+            dr_backend(&lab, w, VIP);
         }
     }
     let _servers: Vec<_> = webs
@@ -161,33 +156,6 @@ fn lvs_pair_dr_lc_failover() {
     scenario("lvs_dr", false);
 }
 
-/// A TCP echo server: one line in, the same line out, per connection, for
-/// as long as the client keeps it open.
-const ECHO: &str = r#"
-import socket, sys, threading
-srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-srv.bind(("0.0.0.0", int(sys.argv[1]))); srv.listen(16)
-print("listening", flush=True)
-def serve(c):
-    f = c.makefile("rwb")
-    for line in f:
-        f.write(line); f.flush()
-while True:
-    c, _ = srv.accept()
-    threading.Thread(target=serve, args=(c,), daemon=True).start()
-"#;
-
-/// One connection kept open: an echo before, and one more after `go` exists.
-const HOLD: &str = r#"
-import os, socket, sys, time
-c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=60)
-f = c.makefile("rwb")
-f.write(b"one\n"); f.flush(); print("got", f.readline().decode().strip(), flush=True)
-while not os.path.exists(sys.argv[3]):
-    time.sleep(0.05)
-f.write(b"two\n"); f.flush(); print("got", f.readline().decode().strip(), flush=True)
-"#;
-
 fn ipvs(lab: &Lab, n: &Node) -> String {
     String::from_utf8_lossy(&lab.exec_ok(n, &["ipvsadm", "-Ln"]).stdout).to_string()
 }
@@ -206,20 +174,9 @@ fn lvs_reconcile_adopt_drift_foreign() {
     lab.exec_ok(&a, &["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
     lab.join(&a, 1);
     for w in &webs {
-        lab.exec_ok(w, &["ip", "link", "del", "eth0"]);
-        lab.join(w, 1);
-        lab.exec_ok(w, &["ip", "route", "add", "default", "via", &a.ip4(1)]);
+        nat_backend(&lab, w, &a.ip4(1));
     }
-    let _echo: Vec<_> = webs
-        .iter()
-        .map(|w| {
-            let p = lab.spawn(w, "echo", &["/usr/bin/python3", "-c", ECHO, "9000"]);
-            assert!(wait_until(Duration::from_secs(20), || p
-                .log_text()
-                .contains("listening")));
-            p
-        })
-        .collect();
+    let _echo: Vec<_> = webs.iter().map(|w| echo_server(&lab, w, 9000)).collect();
     // Someone else's service, present before lbd starts.
     lab.exec_ok(&a, &["ipvsadm", "-A", "-t", "10.0.0.200:8080", "-s", "wlc"]);
     lab.exec_ok(
@@ -255,26 +212,7 @@ fn lvs_reconcile_adopt_drift_foreign() {
     );
 
     // A long-lived connection through the VIP.
-    let go = lab.path("go");
-    let hold = lab.spawn(
-        &client,
-        "hold",
-        &[
-            "/usr/bin/python3",
-            "-c",
-            HOLD,
-            VIP,
-            "9000",
-            go.to_str().unwrap(),
-        ],
-    );
-    assert!(
-        wait_until(Duration::from_secs(20), || hold
-            .log_text()
-            .contains("got one")),
-        "no echo through the VIP: {}",
-        hold.log_text()
-    );
+    let (hold, go) = hold_connection(&lab, &client, VIP, 9000);
 
     // Drift: an operator removes a real server by hand; lbd puts it back.
     let w1 = format!("{}:9000", webs[0].ip4(1));
@@ -396,14 +334,10 @@ fn conn_sync(test: &str, sync: bool) -> (bool, String) {
     };
     let (a, b, client) = (lab.node("a"), lab.node("b"), lab.host("client"));
     let webs = [lab.host("web1"), lab.host("web2")];
+    let mut _echo = Vec::new();
     for w in &webs {
-        lab.exec_ok(w, &["ip", "addr", "add", &format!("{VIP}/32"), "dev", "lo"]);
-        lab.exec_ok(w, &["sysctl", "-qw", "net.ipv4.conf.all.arp_ignore=1"]);
-        lab.exec_ok(w, &["sysctl", "-qw", "net.ipv4.conf.all.arp_announce=2"]);
-        let p = lab.spawn(w, "echo", &["/usr/bin/python3", "-c", ECHO, "9000"]);
-        assert!(wait_until(Duration::from_secs(20), || p
-            .log_text()
-            .contains("listening")));
+        dr_backend(&lab, w, VIP);
+        _echo.push(echo_server(&lab, w, 9000));
     }
     let conf = |prio: u8| {
         let mut s = String::from("global_defs {\n  router_id r\n");
@@ -438,26 +372,7 @@ fn conn_sync(test: &str, sync: bool) -> (bool, String) {
             db.log()
         );
     }
-    let go = lab.path("go");
-    let hold = lab.spawn(
-        &client,
-        "hold",
-        &[
-            "/usr/bin/python3",
-            "-c",
-            HOLD,
-            VIP,
-            "9000",
-            go.to_str().unwrap(),
-        ],
-    );
-    assert!(
-        wait_until(Duration::from_secs(20), || hold
-            .log_text()
-            .contains("got one")),
-        "no echo through the VIP: {}",
-        hold.log_text()
-    );
+    let (hold, go) = hold_connection(&lab, &client, VIP, 9000);
     let conns = |n: &Node| {
         let out = lab.exec(n, &["ipvsadm", "-Lnc"]);
         String::from_utf8_lossy(&out.stdout)

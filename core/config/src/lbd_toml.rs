@@ -66,6 +66,7 @@ struct NotifyT {
     name: Option<String>,
     #[serde(default)]
     states: Vec<String>,
+    vs: Option<String>,
 }
 
 /// A plugin's options: TOML values as JSON (dates become strings).
@@ -668,6 +669,7 @@ pub(crate) fn parse(text: &str, file: &Path) -> Result<(Config, Vec<Warning>), C
                 kinds: n.kinds.iter().map(|k| k.to_ascii_uppercase()).collect(),
                 name: n.name,
                 states: n.states.iter().map(|k| k.to_ascii_uppercase()).collect(),
+                vs: n.vs,
             },
         });
     }
@@ -1421,6 +1423,9 @@ fn render_scripts(o: &mut String, cfg: &Config) {
         }
         if !n.filter.states.is_empty() {
             let _ = writeln!(o, "states = {}", str_list(&n.filter.states));
+        }
+        if let Some(vs) = &n.filter.vs {
+            let _ = writeln!(o, "vs = {}", q(vs));
         }
         let _ = writeln!(
             o,

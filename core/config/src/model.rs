@@ -62,9 +62,6 @@ impl Config {
             let mut options = Options::new();
             options.insert("script".into(), script.into());
             options.insert("args".into(), false.into());
-            if let Some(vs) = vs {
-                options.insert("vs".into(), vs.into());
-            }
             NotifyHook {
                 span: span.clone(),
                 plugin: "exec".into(),
@@ -73,6 +70,7 @@ impl Config {
                     kinds: vec![kind.into()],
                     name: Some(name),
                     states: vec![state.into()],
+                    vs: vs.clone(),
                 },
             }
         };
@@ -179,6 +177,9 @@ pub struct NotifyFilter {
     /// Instance, group, real server (`ip:port`) or virtual server name.
     pub name: Option<String>,
     pub states: Vec<String>,
+    /// For real-server events: only those of this virtual server (a
+    /// server may be in several).
+    pub vs: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -34,6 +34,7 @@ fn matches(f: &cfg::NotifyFilter, t: &Transition<'_>) -> bool {
     (f.kinds.is_empty() || f.kinds.iter().any(|k| k.eq_ignore_ascii_case(kind)))
         && f.name.as_deref().is_none_or(|n| n == t.name)
         && (f.states.is_empty() || f.states.iter().any(|s| s.eq_ignore_ascii_case(t.state)))
+        && f.vs.as_deref().is_none_or(|v| Some(v) == t.vs)
 }
 
 impl Hooks {

@@ -253,36 +253,32 @@ impl Ka {
         };
         self.no_block(n);
         if let Some(cmd) = self.command(n) {
-            self.push_exec_hook(n, cmd, args, kind, Some(name.to_string()), states, None);
+            self.push_exec_hook(n, cmd, args, kind, name, states);
         }
         true
     }
 
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn push_exec_hook(
+    fn push_exec_hook(
         &mut self,
         n: &Node,
         script: String,
         args: bool,
         kind: &str,
-        name: Option<String>,
+        name: &str,
         states: Vec<String>,
-        vs: Option<String>,
     ) {
         let mut options = Options::new();
         options.insert("script".into(), json!(script));
         options.insert("args".into(), json!(args));
-        if let Some(vs) = vs {
-            options.insert("vs".into(), json!(vs));
-        }
         self.cfg.notify_hooks.push(NotifyHook {
             span: n.span.clone(),
             plugin: "exec".into(),
             options,
             filter: NotifyFilter {
                 kinds: vec![kind.to_string()],
-                name,
+                name: Some(name.to_string()),
                 states,
+                vs: None,
             },
         });
     }
@@ -339,6 +335,7 @@ impl Ka {
                         kinds: kinds.iter().map(|k| k.to_string()).collect(),
                         name: None,
                         states: Vec::new(),
+                        vs: None,
                     },
                 });
                 let i = self.cfg.notify_hooks.len() - 1;
