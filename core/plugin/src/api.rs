@@ -552,9 +552,6 @@ fn net(lua: &Lua, lb: &Table) -> Result<()> {
 }
 
 fn http_request(t: &Table) -> Result<prim::http::Request> {
-    if t.get::<Option<bool>>("tls")?.unwrap_or(false) {
-        return err("lb.http.request: TLS is not available in this build yet");
-    }
     let dest = match t.get::<Option<String>>("unix")? {
         Some(p) => prim::http::Dest::Unix(PathBuf::from(p)),
         None => {
@@ -592,5 +589,13 @@ fn http_request(t: &Table) -> Result<prim::http::Request> {
             .get::<Option<String>>("bind")?
             .map(|b| ip(&b, "lb.http.request bind"))
             .transpose()?,
+        tls: match t.get::<Option<bool>>("tls")?.unwrap_or(false) {
+            false => None,
+            true => Some(prim::tls::Tls {
+                sni: t.get::<Option<String>>("sni")?,
+                verify: t.get::<Option<bool>>("verify")?.unwrap_or(true),
+                ca_file: t.get::<Option<String>>("ca_file")?.map(PathBuf::from),
+            }),
+        },
     })
 }

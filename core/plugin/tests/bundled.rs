@@ -392,3 +392,77 @@ async fn notify_exec_fifo_log_and_webhook() {
         (Some(2), Some("MASTER"), Some("INSTANCE"))
     );
 }
+
+/// An HTTPS server with a self-signed certificate for "localhost": serves
+/// `n` requests with 200 "secure"; returns its port and the CA PEM path.
+fn https_server(n: usize, dir: &Path) -> (u16, PathBuf) {
+    use std::sync::Arc;
+    use tokio_rustls::rustls;
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let pem = dir.join("ca.pem");
+    std::fs::write(&pem, ck.cert.pem()).unwrap();
+    let cert = rustls::pki_types::CertificateDer::from(ck.cert.der().to_vec());
+    let key = rustls::pki_types::PrivateKeyDer::try_from(ck.key_pair.serialize_der()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert], key)
+        .unwrap();
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    l.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let l = tokio::net::TcpListener::from_std(l).unwrap();
+            let acc = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+            for _ in 0..n {
+                let (s, _) = l.accept().await.unwrap();
+                // A client that rejects the certificate aborts the handshake.
+                let Ok(mut t) = acc.accept(s).await else {
+                    continue;
+                };
+                let mut buf = [0u8; 4096];
+                let _ = t.read(&mut buf).await;
+                let _ = t
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecure")
+                    .await;
+                let _ = t.shutdown().await;
+            }
+        });
+    });
+    (port, pem)
+}
+
+#[tokio::test]
+async fn https_get_verification_modes() {
+    let h = host();
+    let d = tmp("https");
+    let (port, ca) = https_server(3, &d);
+    let run = |o: serde_json::Value| {
+        let h = h.clone();
+        async move {
+            h.run_check("https_get", at(port), opts(o), Duration::from_secs(10))
+                .await
+        }
+    };
+    // keepalived's SSL_GET default: no verification.
+    let any = run(json!({ "urls": [{ "path": "/", "regex": "secure" }] })).await;
+    assert!(any.ok, "{}", any.message);
+    let pinned =
+        run(json!({ "verify": true, "ca_file": ca.display().to_string(), "sni": "localhost" }))
+            .await;
+    assert!(pinned.ok, "{}", pinned.message);
+    let strict = run(json!({ "verify": true, "sni": "localhost" })).await;
+    assert!(
+        !strict.ok && strict.message.contains("tls"),
+        "{}",
+        strict.message
+    );
+}

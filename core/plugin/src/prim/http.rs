@@ -30,6 +30,8 @@ pub struct Request {
     pub connect_timeout: Duration,
     pub max_body: usize,
     pub bind: Option<IpAddr>,
+    /// HTTPS (TCP destinations only).
+    pub tls: Option<super::tls::Tls>,
 }
 
 #[derive(Debug)]
@@ -77,7 +79,17 @@ async fn exchange(req: Request) -> Result<Response, PrimError> {
                     None => tokio::net::TcpStream::connect(a).await,
                 }
                 .map_err(|e| PrimError::io(format!("connect {at}"), e))?;
-                Ok::<_, PrimError>(Box::new(s) as Box<dyn Io>)
+                match &req.tls {
+                    None => Ok::<_, PrimError>(Box::new(s) as Box<dyn Io>),
+                    Some(t) => {
+                        let name = super::tls::server_name(t, a.ip())?;
+                        let s = super::tls::connector(t)?
+                            .connect(name, s)
+                            .await
+                            .map_err(|e| PrimError::io(format!("tls {at}"), e))?;
+                        Ok(Box::new(s) as Box<dyn Io>)
+                    }
+                }
             }
             Dest::Unix(p) => {
                 let s = tokio::net::UnixStream::connect(p)

@@ -5,6 +5,7 @@ pub mod exec;
 pub mod fs;
 pub mod http;
 pub mod proc;
+pub mod tls;
 
 /// A primitive's failure, one line: what and where.
 #[derive(Debug, thiserror::Error)]
