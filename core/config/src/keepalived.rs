@@ -15,6 +15,7 @@ use crate::values::*;
 mod lvs;
 mod scripts;
 pub(crate) use lvs::DEFAULT_PERSISTENCE;
+pub use scripts::split_words;
 
 /// keepalived's TIMER_MAX_SEC bound for preempt_delay.
 const MAX_PREEMPT_DELAY_SECS: u64 = 1000;

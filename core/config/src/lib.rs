@@ -16,6 +16,7 @@ mod values;
 use std::path::Path;
 
 pub use error::{ConfigError, Diagnostic};
+pub use keepalived::split_words;
 pub use lbd_toml::to_toml;
 pub use model::*;
 pub use validate::validate;

@@ -780,6 +780,7 @@ impl Node {
         if !needed {
             return Ok(());
         }
+        crate::plugins::script_security(c)?;
         let host = crate::plugins::start(c)?;
         crate::plugins::verify(&host, c)?;
         self.track_health_of(c);

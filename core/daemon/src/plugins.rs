@@ -112,3 +112,138 @@ pub fn verify(host: &Host, c: &Config) -> Result<()> {
     }
     Ok(())
 }
+
+/// The program each `exec` check, tracked script and notify hook runs,
+/// with where the configuration names it.
+fn programs(c: &Config) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let argv0 = |o: &lbd_config::Options| -> Option<String> {
+        if let Some(a) = o.get("argv").and_then(|v| v.as_array()) {
+            return a.first().and_then(|v| v.as_str()).map(str::to_string);
+        }
+        let s = o.get("script").and_then(|v| v.as_str())?;
+        lbd_config::split_words(s).ok()?.into_iter().next()
+    };
+    for vs in &c.virtual_servers {
+        for rs in &vs.real_servers {
+            for ck in rs.checks.iter().filter(|k| k.plugin == "exec") {
+                out.extend(argv0(&ck.options).map(|p| (p, ck.span.to_string())));
+            }
+        }
+    }
+    for s in c.track_scripts.iter().filter(|s| s.plugin == "exec") {
+        out.extend(argv0(&s.options).map(|p| (p, s.span.to_string())));
+    }
+    for h in c.all_notify_hooks().iter().filter(|h| h.plugin == "exec") {
+        out.extend(argv0(&h.options).map(|p| (p, h.span.to_string())));
+    }
+    out
+}
+
+/// The program `prog` names: a path, or the first match in PATH.
+fn resolve(prog: &str) -> Option<PathBuf> {
+    if prog.contains('/') {
+        return Some(PathBuf::from(prog));
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(prog))
+        .find(|p| p.is_file())
+}
+
+/// keepalived's `enable_script_security`: a program run as root must not
+/// be replaceable by anyone else, so neither it nor any directory above
+/// it may be writable by group or others or owned by another user. lbd
+/// refuses to start (keepalived disables the script) and names each one.
+pub fn script_security(c: &Config) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let as_root = c
+        .global
+        .script_user
+        .as_ref()
+        .is_none_or(|(u, _)| u == "root" || u == "0");
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if !c.global.enable_script_security || !as_root || unsafe { libc::geteuid() } != 0 {
+        return Ok(());
+    }
+    let mut bad = Vec::new();
+    for (prog, span) in programs(c) {
+        let Some(path) = resolve(&prog) else {
+            bad.push(format!("{span}: {prog}: not found"));
+            continue;
+        };
+        let mut p = Some(path.as_path());
+        while let Some(cur) = p {
+            match std::fs::metadata(cur) {
+                Ok(m) if m.uid() != 0 || m.mode() & 0o022 != 0 => {
+                    bad.push(format!(
+                        "{span}: {} is not secure: {} is {} (chown root / chmod go-w)",
+                        prog,
+                        cur.display(),
+                        if m.uid() != 0 {
+                            "not owned by root"
+                        } else {
+                            "writable by group or others"
+                        }
+                    ));
+                    break;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    bad.push(format!("{span}: {prog}: {}: {e}", cur.display()));
+                    break;
+                }
+            }
+            p = cur.parent().filter(|d| !d.as_os_str().is_empty());
+        }
+    }
+    if !bad.is_empty() {
+        bail!("enable_script_security: {}", bad.join("; "));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn script_security_refuses_replaceable_programs() {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("skipped: the check applies to root only");
+            return;
+        }
+        let d = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../target")
+            .join(format!("script-security-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let good = d.join("good.sh");
+        let bad = d.join("bad.sh");
+        for (p, mode) in [(&good, 0o755), (&bad, 0o777)] {
+            std::fs::write(p, "#!/bin/sh\nexit 0\n").unwrap();
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+        let conf = |script: &std::path::Path| {
+            format!(
+                "global_defs {{\n enable_script_security\n}}\nvrrp_script chk {{\n script \"{} arg\"\n}}\n",
+                script.display()
+            )
+        };
+        let load = |text: String| {
+            lbd_config::parse_keepalived_str(&text, std::path::Path::new("k.conf"))
+                .unwrap()
+                .config
+        };
+        assert!(super::script_security(&load(conf(&good))).is_ok());
+        let e = super::script_security(&load(conf(&bad)))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("k.conf:4") && e.contains("writable by group or others"),
+            "{e}"
+        );
+        let _ = std::fs::remove_dir_all(&d);
+    }
+}

@@ -452,3 +452,43 @@ async fn exec_http_tcp_dns_and_proc_primitives() {
     assert_eq!(parts[7], "regex true");
     assert_eq!(parts[8], r#"json {"a":[1,2]}"#);
 }
+
+#[tokio::test]
+async fn http_over_a_unix_socket() {
+    let d = dir("unix");
+    let sock = d.join("api.sock");
+    let l = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    std::thread::spawn(move || {
+        if let Some(Ok(mut s)) = l.incoming().next() {
+            let mut buf = [0u8; 4096];
+            let n = s.read(&mut buf).unwrap_or(0);
+            let req = String::from_utf8_lossy(&buf[..n]).to_string();
+            let body = if req.starts_with("GET /containers/json ") {
+                "[{\"Id\":\"abc\"}]"
+            } else {
+                "[]"
+            };
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    write(
+        &d,
+        "docker.lua",
+        &check_plugin(
+            "docker",
+            "local r, e = lb.http.request({ unix = opt.sock, path = '/containers/json' })\nif not r then return false, e end\nreturn true, lb.json.decode(r.body)[1].Id",
+        ),
+    );
+    let (h, _) = Host::start(cfg(vec![d])).unwrap();
+    let mut o = Options::new();
+    o.insert("sock".into(), sock.display().to_string().into());
+    let out = h
+        .run_check("docker", target(), o, Duration::from_secs(10))
+        .await;
+    assert!(out.ok, "{}", out.message);
+    assert_eq!(out.message, "abc");
+}
