@@ -5,7 +5,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, TcpListener};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
@@ -465,4 +465,55 @@ async fn https_get_verification_modes() {
         "{}",
         strict.message
     );
+}
+
+#[tokio::test]
+async fn fifo_without_a_reader_never_blocks_and_with_one_gets_the_lines() {
+    let h = host();
+    let d = tmp("fifo");
+    let fifo = d.join("notify.fifo");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    // No reader: the event is skipped (a warning), the queue moves on.
+    let n = h.notifier("fifo", opts(json!({ "path": fifo.display().to_string() })));
+    n.send(event(1, EventKind::Instance, "VI_1", "MASTER", Some(100)));
+    let probe = d.join("probe.txt");
+    let after = h.notifier("fifo", opts(json!({ "path": probe.display().to_string() })));
+    after.send(event(2, EventKind::Instance, "VI_1", "BACKUP", Some(100)));
+    let start = Instant::now();
+    while !probe.exists() && start.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        probe.exists(),
+        "the host stalled on a FIFO without a reader"
+    );
+    // With a reader (opened first, non-blocking, so no thread is needed):
+    // the lines arrive in order over one open FIFO.
+    let mut rd = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo)
+        .unwrap();
+    n.send(event(3, EventKind::Group, "G", "MASTER", None));
+    n.send(event(4, EventKind::Instance, "VI_1", "FAULT", Some(0)));
+    let mut got = Vec::new();
+    let start = Instant::now();
+    while got.iter().filter(|b| **b == b'\n').count() < 2
+        && start.elapsed() < Duration::from_secs(10)
+    {
+        let mut buf = [0u8; 256];
+        match rd.read(&mut buf) {
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => panic!("{e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let text = String::from_utf8(got).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines, ["GROUP \"G\" MASTER", "INSTANCE \"VI_1\" FAULT 0"]);
 }
