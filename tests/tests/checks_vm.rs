@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use lbd_tests::daemon::{Daemon, Kind};
+use lbd_tests::daemon::{lbd_path, Daemon, Kind};
 use lbd_tests::lab::{Lab, Node};
 use lbd_tests::lvs::nat_backend;
 use lbd_tests::{http, wait_until};
@@ -123,6 +123,18 @@ fn http_checks_remove_inhibit_and_switch_to_sorry_server() {
         &lab, &client, VIP, 80
     )
     .is_some()));
+    // `lbd --ipvs-status` shows what `ipvsadm -Ln` shows (the counter
+    // columns may move between the two reads, so they are left out).
+    let shape = |t: &str| -> Vec<String> {
+        t.lines()
+            .map(|l| l.split_whitespace().take(4).collect::<Vec<_>>().join(" "))
+            .collect()
+    };
+    let ours = lab.exec_ok(&a, &[lbd_path().to_str().unwrap(), "--ipvs-status"]);
+    assert_eq!(
+        shape(&String::from_utf8_lossy(&ours.stdout)),
+        shape(&ipvs(&lab, &a))
+    );
 
     // web1 stops answering: after its retry, it leaves :80, keeps weight 0
     // in :81, and :82 (quorum 2) falls back to the sorry server.

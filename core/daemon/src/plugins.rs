@@ -174,7 +174,11 @@ pub fn script_security(c: &Config) -> Result<()> {
         };
         let mut p = Some(path.as_path());
         while let Some(cur) = p {
+            // A root-owned sticky directory (/tmp) lets nobody else replace
+            // root's entries in it: writable by others is fine there.
+            let is_dir = cur != path.as_path();
             match std::fs::metadata(cur) {
+                Ok(m) if is_dir && m.uid() == 0 && m.mode() & 0o1000 != 0 => {}
                 Ok(m) if m.uid() != 0 || m.mode() & 0o022 != 0 => {
                     bad.push(format!(
                         "{span}: {} is not secure: {} is {} (chown root / chmod go-w)",
