@@ -6,7 +6,9 @@
 # routed to lo) behind one virtual server, each checked by HTTP_GET every
 # second, for the same keepalived.conf run by keepalived and then by lbd.
 # Over a SECONDS window after warm-up: CPU of keepalived's checker process
-# and of lbd, their RSS, and the largest gap between the VRRP adverts the
+# and of lbd (total and user space), the checks the responder answered, CPU
+# per check (the fair ratio when one side cannot keep up with the
+# schedule), their RSS, and the largest gap between the VRRP adverts the
 # node sends (advert_int 1 s) while checking. Timing is what is measured
 # here, so the window is a plain sleep.
 set -euo pipefail
@@ -19,7 +21,7 @@ work="$(mktemp -d)"
 hz="$(getconf CLK_TCK)"
 
 cleanup() {
-  pkill -9 -f "$work/responder.py" 2>/dev/null || true
+  pkill -9 -f "http_responder $work/count" 2>/dev/null || true
   ipvsadm -C 2>/dev/null || true
 }
 trap cleanup EXIT
@@ -31,24 +33,9 @@ ip link set vb0 up
 ip link set vb1 up
 ip route add local 10.200.0.0/16 dev lo
 
-cat >"$work/responder.py" <<'PY'
-import asyncio
-async def handle(r, w):
-    try:
-        await r.readuntil(b"\r\n\r\n")
-        w.write(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok")
-        await w.drain()
-    except Exception:
-        pass
-    w.close()
-async def main():
-    srv = await asyncio.start_server(handle, "0.0.0.0", 8080, backlog=4096)
-    print("listening", flush=True)
-    async with srv:
-        await srv.serve_forever()
-asyncio.run(main())
-PY
-/usr/bin/python3 "$work/responder.py" >"$work/responder.log" 2>&1 &
+# The responder (tests/examples/http_responder.rs) counts the requests it
+# answered: the checks each implementation really made in the window.
+"${RESPONDER:?set RESPONDER to the http_responder binary}" "$work/count" >"$work/responder.log" 2>&1 &
 for _ in $(seq 100); do grep -q listening "$work/responder.log" && break; sleep 0.1; done
 
 conf="$work/keepalived.conf"
@@ -62,12 +49,12 @@ conf="$work/keepalived.conf"
   printf '}\n'
 } >"$conf"
 
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+ticks() { awk '{print $14, $15}' "/proc/$1/stat"; }
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
-# run KIND: prints "cpu_percent rss_mib max_gap_ms adverts"
+# run KIND: prints "cpu_percent user_percent checks_per_s us_per_check rss_mib max_gap_ms adverts"
 run() {
-  local kind="$1" pid cpu0 cpu1 cap
+  local kind="$1" pid cpu0 cpu1 cap n0 n1
   ipvsadm -C
   if [ "$kind" = keepalived ]; then
     keepalived -n -l -D -f "$conf" -p "$work/ka.pid" -c "$work/ka-chk.pid" -r "$work/ka-vrrp.pid" >"$work/ka.log" 2>&1 &
@@ -86,8 +73,10 @@ run() {
   tshark -n -i vb1 -f "ip proto 112" -a "duration:$window" -w "$work/$kind.pcap" >/dev/null 2>&1 &
   cap=$!
   cpu0="$(ticks "$pid")"
+  n0="$(cat "$work/count")"
   sleep "$window"
   cpu1="$(ticks "$pid")"
+  n1="$(cat "$work/count")"
   wait "$cap" || true
   local rss gap
   rss="$(rss_kib "$pid")"
@@ -99,16 +88,24 @@ run() {
     kill "$pid"
   fi
   wait 2>/dev/null || true
-  awk -v a="$cpu0" -v b="$cpu1" -v hz="$hz" -v w="$window" -v r="$rss" -v g="$gap" \
-    'BEGIN { printf "%.1f %.1f %s\n", (b - a) / hz / w * 100, r / 1024, g }'
+  awk -v a="$cpu0" -v b="$cpu1" -v hz="$hz" -v w="$window" -v r="$rss" -v g="$gap" -v n0="$n0" -v n1="$n1" '
+    BEGIN {
+      split(a, x, " "); split(b, y, " ")
+      u = (y[1] - x[1]) / hz; t = u + (y[2] - x[2]) / hz; c = n1 - n0
+      printf "%.1f %.1f %.0f %.0f %.1f %s\n", t / w * 100, u / w * 100, c / w, (c > 0 ? t / c * 1e6 : 0), r / 1024, g
+    }'
 }
 
 PLUGINS="${LBD_PLUGIN_DIR:?set LBD_PLUGIN_DIR to the plugins directory}"
-read -r ka_cpu ka_rss ka_gap ka_n < <(run keepalived)
-read -r lb_cpu lb_rss lb_gap lb_n < <(run lbd)
+read -r ka_cpu ka_user ka_rate ka_per ka_rss ka_gap ka_n < <(run keepalived)
+read -r lb_cpu lb_user lb_rate lb_per lb_rss lb_gap lb_n < <(run lbd)
+row() { awk -v l="$1" -v a="$2" -v b="$3" 'BEGIN { printf "| %s | %s | %s | %.2f |\n", l, a, b, (a > 0 ? b / a : 0) }'; }
 echo "Health-check benchmark: $n HTTP real servers, HTTP_GET every 1 s, ${window} s window (TCG VM)"
 echo "| | keepalived (checker process) | lbd | lbd/keepalived |"
 echo "| --- | --- | --- | --- |"
-awk -v a="$ka_cpu" -v b="$lb_cpu" 'BEGIN { printf "| CPU %% of one core | %s | %s | %.2f |\n", a, b, (a > 0 ? b / a : 0) }'
-awk -v a="$ka_rss" -v b="$lb_rss" 'BEGIN { printf "| RSS MiB | %s | %s | %.2f |\n", a, b, (a > 0 ? b / a : 0) }'
+row "checks answered per second" "$ka_rate" "$lb_rate"
+row "CPU % of one core" "$ka_cpu" "$lb_cpu"
+row "of which user space %" "$ka_user" "$lb_user"
+row "CPU us per check" "$ka_per" "$lb_per"
+row "RSS MiB" "$ka_rss" "$lb_rss"
 echo "| largest advert gap (interval 1000 ms) | $ka_gap ms ($ka_n adverts) | $lb_gap ms ($lb_n adverts) | - |"

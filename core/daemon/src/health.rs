@@ -7,11 +7,10 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use lbd_config as cfg;
-use lbd_plugin::{Host, Target};
+use lbd_plugin::{next_start, Host, JobGuard, Local, Target};
 use rand::Rng;
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
 use crate::checks::{Checker, Script};
@@ -43,15 +42,7 @@ pub enum HealthEv {
 /// The running checks; dropping it stops them.
 #[derive(Default)]
 pub struct Health {
-    tasks: Vec<JoinHandle<()>>,
-}
-
-impl Drop for Health {
-    fn drop(&mut self) {
-        for t in &self.tasks {
-            t.abort();
-        }
-    }
+    _jobs: Vec<JobGuard>,
 }
 
 /// Effective timing of one checker: its own, else its real server's, else
@@ -139,9 +130,11 @@ fn with_timeout(opts: &Map<String, Value>, t: Duration) -> (Map<String, Value>, 
     (o, plugin_t + HOST_MARGIN)
 }
 
-/// Starts every checker and tracked script of `c`.
+/// Starts every checker and tracked script of `c`. Their schedules run on
+/// the plugin thread, next to the plugins (a check costs no thread switch);
+/// only changes come back, over `tx`.
 pub fn start(host: &Host, c: &cfg::Config, tx: mpsc::UnboundedSender<HealthEv>) -> Health {
-    let mut h = Health::default();
+    let mut jobs = Vec::new();
     for vs in &c.virtual_servers {
         for rs in &vs.real_servers {
             let id = RsId::of(vs, rs);
@@ -149,7 +142,6 @@ pub fn start(host: &Host, c: &cfg::Config, tx: mpsc::UnboundedSender<HealthEv>) 
                 let t = timing(vs, rs, ck);
                 let (opts, limit) = with_timeout(&ck.options, t.connect_timeout);
                 let job = CheckJob {
-                    host: host.clone(),
                     plugin: ck.plugin.clone(),
                     target: target(vs, rs, &ck.options),
                     opts,
@@ -159,7 +151,7 @@ pub fn start(host: &Host, c: &cfg::Config, tx: mpsc::UnboundedSender<HealthEv>) 
                     timing: t,
                     tx: tx.clone(),
                 };
-                h.tasks.push(tokio::spawn(job.run()));
+                jobs.push(host.spawn(Box::new(|local| Box::pin(job.run(local)))));
             }
         }
     }
@@ -167,7 +159,6 @@ pub fn start(host: &Host, c: &cfg::Config, tx: mpsc::UnboundedSender<HealthEv>) 
         let interval = s.interval;
         let (opts, limit) = with_timeout(&s.options, s.timeout.unwrap_or(interval));
         let job = ScriptJob {
-            host: host.clone(),
             name: s.name.clone(),
             plugin: s.plugin.clone(),
             opts,
@@ -176,13 +167,12 @@ pub fn start(host: &Host, c: &cfg::Config, tx: mpsc::UnboundedSender<HealthEv>) 
             state: Script::new(s.init_fail, s.rise, s.fall),
             tx: tx.clone(),
         };
-        h.tasks.push(tokio::spawn(job.run()));
+        jobs.push(host.spawn(Box::new(|local| Box::pin(job.run(local)))));
     }
-    h
+    Health { _jobs: jobs }
 }
 
 struct CheckJob {
-    host: Host,
     plugin: String,
     target: Target,
     opts: Map<String, Value>,
@@ -194,24 +184,17 @@ struct CheckJob {
 }
 
 impl CheckJob {
-    async fn run(self) {
+    async fn run(self, local: Local) {
         let t = &self.timing;
+        let mut check = local.checker(&self.plugin, self.target.clone(), self.opts.clone());
         let mut state = Checker::new(t.alpha, t.retry);
         let mut weight: Option<u32> = None;
         if !t.warmup.is_zero() {
             let w = rand::rng().random_range(0.0..t.warmup.as_secs_f64());
-            tokio::time::sleep(Duration::from_secs_f64(w)).await;
+            tokio::time::sleep_until(next_start(Duration::from_secs_f64(w))).await;
         }
         loop {
-            let out = self
-                .host
-                .run_check(
-                    &self.plugin,
-                    self.target.clone(),
-                    self.opts.clone(),
-                    self.limit,
-                )
-                .await;
+            let out = check.run(self.limit).await;
             debug!(
                 "check {} on {}: {} {}",
                 self.plugin,
@@ -245,13 +228,13 @@ impl CheckJob {
                     return;
                 }
             }
-            tokio::time::sleep(Checker::delay(next, t.delay_loop, t.before_retry)).await;
+            let delay = Checker::delay(next, t.delay_loop, t.before_retry);
+            tokio::time::sleep_until(next_start(delay)).await;
         }
     }
 }
 
 struct ScriptJob {
-    host: Host,
     name: String,
     plugin: String,
     opts: Map<String, Value>,
@@ -262,20 +245,18 @@ struct ScriptJob {
 }
 
 impl ScriptJob {
-    async fn run(mut self) {
+    async fn run(mut self, local: Local) {
         let target = Target {
             ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             port: 0,
             vs: None,
         };
+        let mut check = local.checker(&self.plugin, target, self.opts.clone());
         let mut tick = tokio::time::interval(self.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            let out = self
-                .host
-                .run_check(&self.plugin, target.clone(), self.opts.clone(), self.limit)
-                .await;
+            let out = check.run(self.limit).await;
             debug!(
                 "track script {}: {} {}",
                 self.name,

@@ -200,8 +200,8 @@ pub async fn run(config: Config, path: std::path::PathBuf) -> Result<()> {
                 info!("counters: {}", node.counters.render());
                 if let Some(h) = &node.host {
                     for (name, s) in h.stats().await {
-                        info!("plugin {name}: calls {} failures {} errors {} stopped_cpu {} stopped_memory {}",
-                            s.calls, s.failures, s.errors, s.stopped_cpu, s.stopped_memory);
+                        info!("plugin {name}: calls {} failures {} errors {} stopped_cpu {} stopped_memory {} memory {} KiB",
+                            s.calls, s.failures, s.errors, s.stopped_cpu, s.stopped_memory, s.memory >> 10);
                     }
                 }
             }

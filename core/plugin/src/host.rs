@@ -12,7 +12,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use mlua::{LuaSerdeExt, MultiValue, Table, Value};
 use serde_json::Map;
@@ -119,6 +119,8 @@ pub struct PluginStats {
     pub errors: u64,
     pub stopped_cpu: u64,
     pub stopped_memory: u64,
+    /// Bytes the plugin's Lua state holds now.
+    pub memory: usize,
 }
 
 /// Per plugin (file stem).
@@ -137,6 +139,10 @@ enum Req {
         opts: Arc<Options>,
         events: mpsc::UnboundedReceiver<Event>,
     },
+    Spawn {
+        job: Job,
+        stop: oneshot::Receiver<()>,
+    },
     Stats(oneshot::Sender<HostStats>),
     Shutdown {
         timeout: Duration,
@@ -150,6 +156,73 @@ pub struct Host {
     tx: mpsc::UnboundedSender<Req>,
     checks: Arc<Vec<String>>,
     notifiers: Arc<Vec<String>>,
+}
+
+/// Work the daemon hands to the plugin thread (a check's schedule): it
+/// runs there beside the plugins, so running a check costs no thread switch.
+pub type Job = Box<dyn FnOnce(Local) -> Pin<Box<dyn Future<Output = ()>>> + Send>;
+
+/// Jobs start checks on a 10 ms grid ([`next_start`]).
+pub const START_GRID: Duration = Duration::from_millis(10);
+
+/// When a job should next start a check, `after` from now: rounded up to
+/// the [`START_GRID`] shared by all jobs, so the plugin thread wakes about
+/// a hundred times a second to start every check then due, not once per
+/// check (each wake-up is a context switch, an epoll_wait and clock
+/// reads; with thousands of checks a second that was most of the cost).
+pub fn next_start(after: Duration) -> tokio::time::Instant {
+    static ANCHOR: std::sync::OnceLock<tokio::time::Instant> = std::sync::OnceLock::new();
+    let anchor = *ANCHOR.get_or_init(tokio::time::Instant::now);
+    let at = tokio::time::Instant::now() + after;
+    let grid = START_GRID.as_nanos();
+    let since = at.saturating_duration_since(anchor).as_nanos();
+    let slots = since.div_ceil(grid);
+    let rounded = u64::try_from(slots * grid).unwrap_or(u64::MAX);
+    anchor + Duration::from_nanos(rounded)
+}
+
+/// Stops its job when dropped.
+pub struct JobGuard {
+    _stop: oneshot::Sender<()>,
+}
+
+/// The plugins as seen from a job on the plugin thread.
+#[derive(Clone)]
+pub struct Local {
+    reg: Rc<Registry>,
+}
+
+impl Local {
+    /// One check plugin bound to one target and its options, run as often
+    /// as needed; its Lua arguments are built once (and again after the
+    /// plugin's state is rebuilt).
+    pub fn checker(&self, name: &str, target: Target, opts: Options) -> LocalCheck {
+        LocalCheck {
+            reg: self.reg.clone(),
+            name: name.to_string(),
+            target,
+            opts,
+            prepared: None,
+        }
+    }
+}
+
+/// See [`Local::checker`].
+pub struct LocalCheck {
+    reg: Rc<Registry>,
+    name: String,
+    target: Target,
+    opts: Options,
+    prepared: Option<Prepared>,
+}
+
+/// A check's function and arguments in one generation of its plugin's state.
+struct Prepared {
+    generation: u64,
+    lua: mlua::Lua,
+    func: mlua::Function,
+    target: Table,
+    opts: Table,
 }
 
 /// Events for one notify hook, delivered in order, one at a time.
@@ -219,6 +292,13 @@ impl Host {
             .unwrap_or_else(|_| CheckOutcome::failed("plugin host stopped"))
     }
 
+    /// Runs `job` on the plugin thread until the guard is dropped.
+    pub fn spawn(&self, job: Job) -> JobGuard {
+        let (tx, stop) = oneshot::channel();
+        let _ = self.tx.send(Req::Spawn { job, stop });
+        JobGuard { _stop: tx }
+    }
+
     pub fn notifier(&self, name: &str, opts: Options) -> Notifier {
         let (tx, events) = mpsc::unbounded_channel();
         let _ = self.tx.send(Req::Notifier {
@@ -253,6 +333,8 @@ type Ready = Result<(LoadReport, Vec<String>, Vec<String>), PluginError>;
 struct Slot {
     shared: Rc<Shared>,
     state: RefCell<Option<State>>,
+    /// Counts rebuilds: what was prepared in an older state is stale.
+    generation: std::cell::Cell<u64>,
 }
 
 struct Registry {
@@ -364,7 +446,7 @@ fn load_all(cfg: &HostConfig, limits: &Limits) -> (Registry, LoadReport) {
             path: path.clone(),
             limits: limits.clone(),
             poisoned: std::cell::Cell::new(None),
-            slice_start: std::cell::Cell::new(Instant::now()),
+            slice_start: std::cell::Cell::new(sandbox::coarse_now()),
             stats: RefCell::new(PluginStats::default()),
         });
         let state = match sandbox::build(&shared) {
@@ -381,6 +463,7 @@ fn load_all(cfg: &HostConfig, limits: &Limits) -> (Registry, LoadReport) {
         let slot = Rc::new(Slot {
             shared,
             state: RefCell::new(None),
+            generation: std::cell::Cell::new(0),
         });
         let mut dup = None;
         for n in &names_c {
@@ -435,9 +518,9 @@ async fn serve(reg: Rc<Registry>, mut rx: mpsc::UnboundedReceiver<Req>) {
                 timeout,
                 reply,
             } => {
-                let reg = reg.clone();
+                let mut check = Local { reg: reg.clone() }.checker(&name, target, opts);
                 tokio::task::spawn_local(async move {
-                    let out = run_check(&reg, &name, &target, &opts, timeout).await;
+                    let out = check.run(timeout).await;
                     let _ = reply.send(out);
                 });
             }
@@ -453,10 +536,26 @@ async fn serve(reg: Rc<Registry>, mut rx: mpsc::UnboundedReceiver<Req>) {
                     }
                 }));
             }
+            Req::Spawn { job, stop } => {
+                let fut = job(Local { reg: reg.clone() });
+                tokio::task::spawn_local(async move {
+                    tokio::select! {
+                        _ = fut => {}
+                        // The guard was dropped (or sent): the job ends.
+                        _ = stop => {}
+                    }
+                });
+            }
             Req::Stats(reply) => {
                 let mut s = HostStats::new();
                 for slot in &reg.slots {
-                    s.insert(slot.shared.name.clone(), slot.shared.stats.borrow().clone());
+                    let mut st = slot.shared.stats.borrow().clone();
+                    st.memory = slot
+                        .state
+                        .borrow()
+                        .as_ref()
+                        .map_or(0, |s| s.lua.used_memory());
+                    s.insert(slot.shared.name.clone(), st);
                 }
                 let _ = reply.send(s);
             }
@@ -489,16 +588,20 @@ struct Sliced<F> {
 impl<F: Future> Future for Sliced<F> {
     type Output = F::Output;
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        self.shared.slice_start.set(Instant::now());
+        self.shared.slice_start.set(sandbox::coarse_now());
         self.inner.as_mut().poll(cx)
     }
 }
 
-/// The Lua state of a slot, rebuilding it after a stop.
-/// A plugin's live state: its Lua, its checks and its notify handlers.
-type Live = (mlua::Lua, HashMap<String, Reg>, HashMap<String, Reg>);
+#[derive(Clone, Copy)]
+enum Kind {
+    Check,
+    Notify,
+}
 
-fn current(slot: &Slot) -> Option<Live> {
+/// The Lua state of a slot and one of its registrations, rebuilding the
+/// state after a stop. Err: why there is none.
+fn current(slot: &Slot, kind: Kind, name: &str) -> Result<(mlua::Lua, Reg), String> {
     let mut st = slot.state.borrow_mut();
     if st.is_none() || slot.shared.poisoned.get().is_some() {
         match sandbox::build(&slot.shared) {
@@ -509,16 +612,29 @@ fn current(slot: &Slot) -> Option<Live> {
                     slot.shared.path.display()
                 );
                 *st = Some(s);
+                slot.generation.set(slot.generation.get() + 1);
             }
             Err(e) => {
                 warn!("plugin {}: rebuild failed: {e}", slot.shared.name);
                 *st = None;
-                return None;
+                return Err(format!("plugin {} could not be loaded", slot.shared.name));
             }
         }
     }
-    st.as_ref()
-        .map(|s| (s.lua.clone(), s.checks.clone(), s.notifiers.clone()))
+    let s = st
+        .as_ref()
+        .ok_or_else(|| format!("plugin {} could not be loaded", slot.shared.name))?;
+    let regs = match kind {
+        Kind::Check => &s.checks,
+        Kind::Notify => &s.notifiers,
+    };
+    match regs.get(name) {
+        Some(r) => Ok((s.lua.clone(), r.clone())),
+        None => Err(format!(
+            "plugin {} no longer registers {name}",
+            slot.shared.name
+        )),
+    }
 }
 
 /// Runs `reg.func` with `args` on a host-created Lua thread under the
@@ -531,14 +647,10 @@ async fn call(
     timeout: Duration,
 ) -> Result<MultiValue, (String, Option<Stop>)> {
     let sh = &slot.shared;
-    let thread = lua
-        .create_thread(func.clone())
-        .map_err(|e| (e.to_string(), None))?;
+    let thread = host_thread_for(lua, func).map_err(|e| (e.to_string(), None))?;
     let key = thread.to_pointer() as usize;
-    if let Some(ctx) = lua.app_data_ref::<Ctx>() {
-        ctx.host_threads.borrow_mut().insert(key);
-    }
     let fut = thread
+        .clone()
         .into_async::<MultiValue>(args)
         .map_err(|e| (e.to_string(), None::<Stop>));
     let res: Result<MultiValue, (String, Option<Stop>)> = match fut {
@@ -559,7 +671,18 @@ async fn call(
         Err(e) => Err(e),
     };
     if let Some(ctx) = lua.app_data_ref::<Ctx>() {
-        ctx.host_threads.borrow_mut().remove(&key);
+        // A finished thread is kept for the next call; one left suspended
+        // (timeout) is dropped, as is every thread of a stopped plugin.
+        let done = matches!(
+            thread.status(),
+            mlua::thread::ThreadStatus::Finished | mlua::thread::ThreadStatus::Error
+        );
+        let mut pool = ctx.thread_pool.borrow_mut();
+        if done && sh.poisoned.get().is_none() && pool.len() < THREAD_POOL {
+            pool.push(thread);
+        } else {
+            ctx.host_threads.borrow_mut().remove(&key);
+        }
     }
     match res {
         Ok(v) => Ok(v),
@@ -584,6 +707,29 @@ async fn call(
             }
         }
     }
+}
+
+/// Threads kept per plugin state for reuse (about the calls in flight).
+const THREAD_POOL: usize = 256;
+
+/// A host thread running `func`: a finished one reset, else a new one.
+fn host_thread_for(lua: &mlua::Lua, func: &mlua::Function) -> mlua::Result<mlua::Thread> {
+    let Some(ctx) = lua.app_data_ref::<Ctx>() else {
+        return Err(mlua::Error::RuntimeError("plugin context lost".into()));
+    };
+    if let Some(t) = ctx.thread_pool.borrow_mut().pop() {
+        if t.reset(func.clone()).is_ok() {
+            return Ok(t);
+        }
+        ctx.host_threads
+            .borrow_mut()
+            .remove(&(t.to_pointer() as usize));
+    }
+    let t = lua.create_thread(func.clone())?;
+    ctx.host_threads
+        .borrow_mut()
+        .insert(t.to_pointer() as usize);
+    Ok(t)
 }
 
 /// The text of a Lua error without mlua's wrapping and traceback.
@@ -614,79 +760,103 @@ fn options(lua: &mlua::Lua, defaults: &Table, opts: &Options) -> mlua::Result<Ta
     Ok(t)
 }
 
-async fn run_check(
-    reg: &Registry,
-    name: &str,
-    target: &Target,
-    opts: &Options,
-    timeout: Duration,
-) -> CheckOutcome {
-    let Some(slot) = reg.checks.get(name) else {
-        return CheckOutcome::failed(format!("no check plugin named {name}"));
-    };
-    let Some((lua, checks, _)) = current(slot) else {
-        return CheckOutcome::failed(format!("plugin {} could not be loaded", slot.shared.name));
-    };
-    let Some(r) = checks.get(name) else {
-        return CheckOutcome::failed(format!(
-            "plugin {} no longer registers {name}",
-            slot.shared.name
-        ));
-    };
-    slot.shared.stats.borrow_mut().calls += 1;
-    let args = (|| -> mlua::Result<MultiValue> {
-        let t = lua.create_table()?;
-        t.set("ip", target.ip.to_string())?;
-        t.set("port", target.port)?;
-        t.set("family", if target.ip.is_ipv6() { "inet6" } else { "inet" })?;
-        if let Some(vs) = &target.vs {
-            t.set("vs", vs.as_str())?;
-        }
-        let name = match target.ip {
-            IpAddr::V6(a) => format!("[{a}]:{}", target.port),
-            IpAddr::V4(a) => format!("{a}:{}", target.port),
+impl LocalCheck {
+    /// Runs the check once; a plugin that errors, is stopped, or overruns
+    /// `timeout` gives a failed outcome saying so.
+    pub async fn run(&mut self, timeout: Duration) -> CheckOutcome {
+        let Some(slot) = self.reg.checks.get(&self.name).cloned() else {
+            return CheckOutcome::failed(format!("no check plugin named {}", self.name));
         };
-        t.set("name", name)?;
-        let o = options(&lua, &r.defaults, opts)?;
-        Ok(MultiValue::from_iter([Value::Table(t), Value::Table(o)]))
-    })();
-    let args = match args {
-        Ok(a) => a,
-        Err(e) => return CheckOutcome::failed(format!("plugin {}: {e}", slot.shared.name)),
-    };
-    let out = match call(slot, &lua, &r.func, args, timeout).await {
-        Ok(v) => {
-            let mut it = v.into_iter();
-            let ok = it
-                .next()
-                .is_some_and(|v| !matches!(v, Value::Nil | Value::Boolean(false)));
-            let message = match it.next() {
-                Some(Value::String(s)) => s.to_string_lossy(),
-                Some(Value::Nil) | None => String::new(),
-                Some(other) => format!("{other:?}"),
-            };
-            let weight = match it.next() {
-                Some(Value::Integer(i)) => Some(i),
-                Some(Value::Number(n)) if n.fract() == 0.0 => Some(n as i64),
-                _ => None,
-            };
-            CheckOutcome {
-                ok,
-                message,
-                weight,
+        let (lua, func, args) = match self.prepare(&slot) {
+            Ok(p) => (
+                p.lua.clone(),
+                p.func.clone(),
+                MultiValue::from_iter([
+                    Value::Table(p.target.clone()),
+                    Value::Table(p.opts.clone()),
+                ]),
+            ),
+            Err(e) => return CheckOutcome::failed(e),
+        };
+        slot.shared.stats.borrow_mut().calls += 1;
+        let out = match call(&slot, &lua, &func, args, timeout).await {
+            Ok(v) => outcome(v),
+            Err((m, stop)) => {
+                if stop.is_none() {
+                    slot.shared.stats.borrow_mut().errors += 1;
+                }
+                CheckOutcome::failed(m)
             }
+        };
+        if !out.ok {
+            slot.shared.stats.borrow_mut().failures += 1;
         }
-        Err((m, stop)) => {
-            if stop.is_none() {
-                slot.shared.stats.borrow_mut().errors += 1;
-            }
-            CheckOutcome::failed(m)
-        }
-    };
-    if !out.ok {
-        slot.shared.stats.borrow_mut().failures += 1;
+        out
     }
-    out
+
+    /// The function and argument tables for the slot's current state: the
+    /// same on every run of this checker (docs/plugins/registration.md says
+    /// they are read-only).
+    fn prepare(&mut self, slot: &Slot) -> Result<&Prepared, String> {
+        let (lua, r) = current(slot, Kind::Check, &self.name)?;
+        let generation = slot.generation.get();
+        let fresh = self
+            .prepared
+            .as_ref()
+            .is_some_and(|p| p.generation == generation);
+        if !fresh {
+            let tables = (|| -> mlua::Result<(Table, Table)> {
+                let target = &self.target;
+                let t = lua.create_table()?;
+                t.set("ip", target.ip.to_string())?;
+                t.set("port", target.port)?;
+                t.set("family", if target.ip.is_ipv6() { "inet6" } else { "inet" })?;
+                if let Some(vs) = &target.vs {
+                    t.set("vs", vs.as_str())?;
+                }
+                let name = match target.ip {
+                    IpAddr::V6(a) => format!("[{a}]:{}", target.port),
+                    IpAddr::V4(a) => format!("{a}:{}", target.port),
+                };
+                t.set("name", name)?;
+                Ok((t, options(&lua, &r.defaults, &self.opts)?))
+            })();
+            let (target, opts) = tables.map_err(|e| format!("plugin {}: {e}", slot.shared.name))?;
+            self.prepared = Some(Prepared {
+                generation,
+                lua,
+                func: r.func,
+                target,
+                opts,
+            });
+        }
+        self.prepared
+            .as_ref()
+            .ok_or_else(|| format!("plugin {}: not prepared", slot.shared.name))
+    }
+}
+
+/// A check's return values: ok, message, weight.
+fn outcome(v: MultiValue) -> CheckOutcome {
+    let mut it = v.into_iter();
+    let ok = it
+        .next()
+        .is_some_and(|v| !matches!(v, Value::Nil | Value::Boolean(false)));
+    let message = match it.next() {
+        Some(Value::String(s)) => s.to_string_lossy(),
+        Some(Value::Nil) | None => String::new(),
+        Some(other) => format!("{other:?}"),
+    };
+    let weight = match it.next() {
+        Some(Value::Integer(i)) => Some(i),
+        Some(Value::Number(n)) if n.fract() == 0.0 => Some(n as i64),
+        _ => None,
+    };
+    CheckOutcome {
+        ok,
+        message,
+        weight,
+    }
 }
 
 async fn deliver(reg: &Registry, name: &str, opts: &Options, ev: &Event) {
@@ -694,10 +864,13 @@ async fn deliver(reg: &Registry, name: &str, opts: &Options, ev: &Event) {
         warn!("notify: no plugin named {name}");
         return;
     };
-    let Some((lua, _, notifiers)) = current(slot) else {
-        return;
+    let (lua, r) = match current(slot, Kind::Notify, name) {
+        Ok(c) => c,
+        Err(e) => {
+            warn!("notify {name} (event {}): {e}", ev.seq);
+            return;
+        }
     };
-    let Some(r) = notifiers.get(name) else { return };
     slot.shared.stats.borrow_mut().calls += 1;
     let args = (|| -> mlua::Result<MultiValue> {
         let t = lua.create_table()?;

@@ -8,6 +8,7 @@ pub mod prim;
 mod sandbox;
 
 pub use host::{
-    CheckOutcome, Event, EventKind, Host, HostConfig, HostStats, LoadReport, LoadedPlugin,
-    Notifier, Options, PluginError, PluginStats, Target,
+    next_start, CheckOutcome, Event, EventKind, Host, HostConfig, HostStats, Job, JobGuard,
+    LoadReport, LoadedPlugin, Local, LocalCheck, Notifier, Options, PluginError, PluginStats,
+    Target, START_GRID,
 };

@@ -8,7 +8,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mlua::{Function, HookTriggers, Lua, LuaOptions, StdLib, Table, Value, VmState};
 
@@ -19,6 +19,27 @@ use crate::host::PluginStats;
 pub(crate) enum Stop {
     Cpu,
     Memory,
+}
+
+/// The monotonic clock at tick resolution (1-4 ms), read without a
+/// syscall whatever the clocksource: the slice is checked on every resume
+/// and every 1000 instructions, and a precise read can cost a trap to the
+/// hypervisor (HPET in a VM), which the plugin thread would pay thousands
+/// of times a second.
+pub(crate) fn coarse_now() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    if rc != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(
+        u64::try_from(ts.tv_sec).unwrap_or(0),
+        u32::try_from(ts.tv_nsec).unwrap_or(0),
+    )
 }
 
 /// Limits every plugin runs under.
@@ -35,8 +56,8 @@ pub(crate) struct Shared {
     pub path: PathBuf,
     pub limits: Limits,
     pub poisoned: Cell<Option<Stop>>,
-    /// When the running Lua code was last resumed.
-    pub slice_start: Cell<Instant>,
+    /// When the running Lua code was last resumed ([`coarse_now`]).
+    pub slice_start: Cell<Duration>,
     pub stats: RefCell<PluginStats>,
 }
 
@@ -78,6 +99,8 @@ pub(crate) struct Ctx {
     pub in_body: Cell<bool>,
     /// Threads the host created and drives; anything else is a plugin coroutine.
     pub host_threads: RefCell<HashSet<usize>>,
+    /// Finished host threads kept for reuse.
+    pub thread_pool: RefCell<Vec<mlua::Thread>>,
     pub regs: RefCell<Regs>,
     pub regex_cache: RefCell<HashMap<String, regex::Regex>>,
 }
@@ -151,6 +174,7 @@ pub(crate) fn build(shared: &Rc<Shared>) -> Result<State, String> {
             shared: shared.clone(),
             in_body: Cell::new(true),
             host_threads: RefCell::new(HashSet::new()),
+            thread_pool: RefCell::new(Vec::new()),
             regs: RefCell::new(Regs::default()),
             regex_cache: RefCell::new(HashMap::new()),
         });
@@ -193,7 +217,7 @@ pub(crate) fn build(shared: &Rc<Shared>) -> Result<State, String> {
                 if let Some(s) = sh.poisoned.get() {
                     return Err(mlua::Error::RuntimeError(sh.stop_message(s)));
                 }
-                if sh.slice_start.get().elapsed() > sh.limits.cpu_slice {
+                if coarse_now().saturating_sub(sh.slice_start.get()) > sh.limits.cpu_slice {
                     sh.poisoned.set(Some(Stop::Cpu));
                     return Err(mlua::Error::RuntimeError(sh.stop_message(Stop::Cpu)));
                 }
@@ -204,7 +228,7 @@ pub(crate) fn build(shared: &Rc<Shared>) -> Result<State, String> {
     };
     setup().map_err(|e| format!("{}: sandbox: {e}", path.display()))?;
     shared.poisoned.set(None);
-    shared.slice_start.set(Instant::now());
+    shared.slice_start.set(coarse_now());
     let chunk = lua
         .load(src.as_str())
         .set_name(format!("@{}", path.display()));

@@ -492,3 +492,85 @@ async fn http_over_a_unix_socket() {
     assert!(out.ok, "{}", out.message);
     assert_eq!(out.message, "abc");
 }
+
+/// The daemon's way: a job on the plugin thread runs a bound checker again
+/// and again (the same argument tables each time, rebuilt with the state
+/// after a stop), and ends when its guard is dropped.
+#[tokio::test]
+async fn jobs_run_checkers_on_the_plugin_thread_until_dropped() {
+    let d = dir("jobs");
+    // Counts its runs in a global; the third run loops forever (stopped
+    // for CPU), which rebuilds the state: the count starts again. `opt.seen`
+    // shows the option table is the same between runs of one state.
+    write(
+        &d,
+        "count.lua",
+        &check_plugin(
+            "count",
+            "n = (n or 0) + 1\n\
+             if n == 3 then while true do end end\n\
+             local same = opt.seen == true\n\
+             opt.seen = true\n\
+             return true, tostring(n) .. (same and ' same' or ' fresh')",
+        ),
+    );
+    let (h, report) = Host::start(cfg(vec![d])).unwrap();
+    assert!(report.refused.is_empty(), "{:?}", report.refused);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let guard = h.spawn(Box::new(move |local| {
+        Box::pin(async move {
+            let mut ck = local.checker("count", target(), Options::new());
+            loop {
+                let out = ck.run(Duration::from_secs(5)).await;
+                if tx.send(out).is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    }));
+    let mut seen = Vec::new();
+    while seen.len() < 5 {
+        let out = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .expect("a result within 10 s")
+            .expect("the job is running");
+        seen.push((out.ok, out.message));
+    }
+    assert_eq!(seen[0], (true, "1 fresh".into()));
+    assert_eq!(seen[1], (true, "2 same".into()));
+    assert!(!seen[2].0 && seen[2].1.contains("cpu slice"), "{seen:?}");
+    // A rebuilt state: fresh globals and a fresh option table.
+    assert_eq!(seen[3], (true, "1 fresh".into()));
+    assert_eq!(seen[4], (true, "2 same".into()));
+    drop(guard);
+    // The job ends: its sender goes and the channel closes.
+    let end = tokio::time::timeout(Duration::from_secs(10), async {
+        while rx.recv().await.is_some() {}
+    })
+    .await;
+    assert!(
+        end.is_ok(),
+        "the job still runs after its guard was dropped"
+    );
+    let stats = h.stats().await;
+    // Every rebuilt state loops on its third run again.
+    assert!(stats["count"].stopped_cpu >= 1);
+    assert!(stats["count"].memory > 0);
+}
+
+#[tokio::test]
+async fn check_starts_share_one_grid() {
+    let grid = lbd_plugin::START_GRID;
+    let before = tokio::time::Instant::now();
+    let a = lbd_plugin::next_start(Duration::from_millis(1234));
+    let b = lbd_plugin::next_start(Duration::from_millis(777));
+    let after = tokio::time::Instant::now();
+    assert!(a >= before + Duration::from_millis(1234));
+    assert!(a <= after + Duration::from_millis(1234) + grid);
+    assert!(b >= before + Duration::from_millis(777));
+    assert!(b <= after + Duration::from_millis(777) + grid);
+    // On the same grid: their distance is a whole number of slots.
+    let d = a.duration_since(b).as_nanos();
+    assert_eq!(d % grid.as_nanos(), 0, "{d} ns apart");
+}

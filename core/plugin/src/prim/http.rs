@@ -4,12 +4,14 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::PrimError;
 
@@ -99,21 +101,24 @@ async fn exchange(req: Request) -> Result<Response, PrimError> {
             }
         }
     };
-    let stream = tokio::time::timeout(req.connect_timeout, connect)
-        .await
-        .map_err(|_| {
-            PrimError::Msg(format!(
-                "connect {at}: timeout after {:?}",
-                req.connect_timeout
-            ))
-        })??;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| PrimError::Msg(format!("{at}: {e}")))?;
-    // The connection task ends with the exchange (Connection: close).
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
+    // A connect timeout no shorter than the whole exchange's is that one
+    // (one timer less per check: each costs a clock read).
+    let stream = if req.connect_timeout >= req.timeout {
+        connect.await?
+    } else {
+        tokio::time::timeout(req.connect_timeout, connect)
+            .await
+            .map_err(|_| {
+                PrimError::Msg(format!(
+                    "connect {at}: timeout after {:?}",
+                    req.connect_timeout
+                ))
+            })??
+    };
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(TokioIo::new(NoShutdown(stream)))
+            .await
+            .map_err(|e| PrimError::Msg(format!("{at}: {e}")))?;
     let host = req.host.clone().unwrap_or_else(|| match &req.dest {
         Dest::Tcp(a) if a.is_ipv6() => format!("[{}]", a.ip()),
         Dest::Tcp(a) => a.ip().to_string(),
@@ -131,10 +136,34 @@ async fn exchange(req: Request) -> Result<Response, PrimError> {
     let r = b
         .body(Full::new(Bytes::from(req.body)))
         .map_err(|e| PrimError::Msg(format!("{at}: bad request: {e}")))?;
-    let resp = sender
-        .send_request(r)
-        .await
-        .map_err(|e| PrimError::Msg(format!("{at}: {e}")))?;
+    let max_body = req.max_body;
+    let exchange = async move {
+        let resp = sender
+            .send_request(r)
+            .await
+            .map_err(|e| PrimError::Msg(format!("{at}: {e}")))?;
+        read_response(resp, max_body, &at).await
+    };
+    // The connection is driven here rather than in a task of its own (one
+    // task less per check); it ends with the exchange (Connection: close),
+    // and dropping it closes the socket.
+    tokio::pin!(exchange);
+    tokio::pin!(conn);
+    let mut conn_done = false;
+    loop {
+        tokio::select! {
+            r = &mut exchange => return r,
+            // An error here also fails the exchange, which reports it.
+            _ = &mut conn, if !conn_done => conn_done = true,
+        }
+    }
+}
+
+async fn read_response(
+    resp: hyper::Response<hyper::body::Incoming>,
+    max_body: usize,
+    at: &str,
+) -> Result<Response, PrimError> {
     let status = resp.status().as_u16();
     let headers = resp
         .headers()
@@ -152,7 +181,7 @@ async fn exchange(req: Request) -> Result<Response, PrimError> {
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| PrimError::Msg(format!("{at}: body: {e}")))?;
         if let Ok(data) = frame.into_data() {
-            let room = req.max_body.saturating_sub(kept.len());
+            let room = max_body.saturating_sub(kept.len());
             if data.len() > room {
                 kept.extend_from_slice(data.get(..room).unwrap_or_default());
                 truncated = true;
@@ -172,3 +201,35 @@ async fn exchange(req: Request) -> Result<Response, PrimError> {
 
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// hyper shuts the write side down before it drops a closed connection:
+/// one syscall per check that the close right after makes redundant (the
+/// close sends the FIN). TLS close_notify is skipped the same way, as
+/// keepalived's SSL_GET does not wait for it either.
+struct NoShutdown<S>(S);
+
+impl<S: AsyncRead + Unpin> AsyncRead for NoShutdown<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for NoShutdown<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
