@@ -173,7 +173,7 @@ pub const START_GRID: Duration = Duration::from_millis(10);
 pub fn next_start(after: Duration) -> tokio::time::Instant {
     static ANCHOR: std::sync::OnceLock<tokio::time::Instant> = std::sync::OnceLock::new();
     let anchor = *ANCHOR.get_or_init(tokio::time::Instant::now);
-    let at = tokio::time::Instant::now() + after;
+    let at = crate::clock::now() + after;
     let grid = START_GRID.as_nanos();
     let since = at.saturating_duration_since(anchor).as_nanos();
     let slots = since.div_ceil(grid);
@@ -446,7 +446,7 @@ fn load_all(cfg: &HostConfig, limits: &Limits) -> (Registry, LoadReport) {
             path: path.clone(),
             limits: limits.clone(),
             poisoned: std::cell::Cell::new(None),
-            slice_start: std::cell::Cell::new(sandbox::coarse_now()),
+            slice_start: std::cell::Cell::new(crate::clock::coarse_now()),
             stats: RefCell::new(PluginStats::default()),
         });
         let state = match sandbox::build(&shared) {
@@ -588,7 +588,7 @@ struct Sliced<F> {
 impl<F: Future> Future for Sliced<F> {
     type Output = F::Output;
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        self.shared.slice_start.set(sandbox::coarse_now());
+        self.shared.slice_start.set(crate::clock::coarse_now());
         self.inner.as_mut().poll(cx)
     }
 }
@@ -659,7 +659,7 @@ async fn call(
                 inner: Box::pin(f),
                 shared: slot.shared.clone(),
             };
-            match tokio::time::timeout(timeout, sliced).await {
+            match tokio::time::timeout_at(crate::clock::now() + timeout, sliced).await {
                 Ok(Ok(v)) => Ok(v),
                 Ok(Err(e)) => Err((error_text(&e), None)),
                 Err(_) => Err((

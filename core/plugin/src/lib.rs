@@ -3,6 +3,7 @@
 //! sandboxed and limited (docs/plugins/ is the plugin authors' guide).
 
 mod api;
+mod clock;
 mod host;
 pub mod prim;
 mod sandbox;

@@ -21,27 +21,6 @@ pub(crate) enum Stop {
     Memory,
 }
 
-/// The monotonic clock at tick resolution (1-4 ms), read without a
-/// syscall whatever the clocksource: the slice is checked on every resume
-/// and every 1000 instructions, and a precise read can cost a trap to the
-/// hypervisor (HPET in a VM), which the plugin thread would pay thousands
-/// of times a second.
-pub(crate) fn coarse_now() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
-    if rc != 0 {
-        return Duration::ZERO;
-    }
-    Duration::new(
-        u64::try_from(ts.tv_sec).unwrap_or(0),
-        u32::try_from(ts.tv_nsec).unwrap_or(0),
-    )
-}
-
 /// Limits every plugin runs under.
 #[derive(Clone, Debug)]
 pub(crate) struct Limits {
@@ -56,7 +35,7 @@ pub(crate) struct Shared {
     pub path: PathBuf,
     pub limits: Limits,
     pub poisoned: Cell<Option<Stop>>,
-    /// When the running Lua code was last resumed ([`coarse_now`]).
+    /// When the running Lua code was last resumed ([`crate::clock::coarse_now`]).
     pub slice_start: Cell<Duration>,
     pub stats: RefCell<PluginStats>,
 }
@@ -217,7 +196,9 @@ pub(crate) fn build(shared: &Rc<Shared>) -> Result<State, String> {
                 if let Some(s) = sh.poisoned.get() {
                     return Err(mlua::Error::RuntimeError(sh.stop_message(s)));
                 }
-                if coarse_now().saturating_sub(sh.slice_start.get()) > sh.limits.cpu_slice {
+                if crate::clock::coarse_now().saturating_sub(sh.slice_start.get())
+                    > sh.limits.cpu_slice
+                {
                     sh.poisoned.set(Some(Stop::Cpu));
                     return Err(mlua::Error::RuntimeError(sh.stop_message(Stop::Cpu)));
                 }
@@ -228,7 +209,7 @@ pub(crate) fn build(shared: &Rc<Shared>) -> Result<State, String> {
     };
     setup().map_err(|e| format!("{}: sandbox: {e}", path.display()))?;
     shared.poisoned.set(None);
-    shared.slice_start.set(coarse_now());
+    shared.slice_start.set(crate::clock::coarse_now());
     let chunk = lua
         .load(src.as_str())
         .set_name(format!("@{}", path.display()));

@@ -562,14 +562,16 @@ async fn jobs_run_checkers_on_the_plugin_thread_until_dropped() {
 #[tokio::test]
 async fn check_starts_share_one_grid() {
     let grid = lbd_plugin::START_GRID;
+    // Starts are computed from the coarse clock: within a tick (<= 4 ms).
+    let tick = Duration::from_millis(4);
     let before = tokio::time::Instant::now();
     let a = lbd_plugin::next_start(Duration::from_millis(1234));
     let b = lbd_plugin::next_start(Duration::from_millis(777));
     let after = tokio::time::Instant::now();
-    assert!(a >= before + Duration::from_millis(1234));
-    assert!(a <= after + Duration::from_millis(1234) + grid);
-    assert!(b >= before + Duration::from_millis(777));
-    assert!(b <= after + Duration::from_millis(777) + grid);
+    assert!(a + tick >= before + Duration::from_millis(1234));
+    assert!(a <= after + Duration::from_millis(1234) + grid + tick);
+    assert!(b + tick >= before + Duration::from_millis(777));
+    assert!(b <= after + Duration::from_millis(777) + grid + tick);
     // On the same grid: their distance is a whole number of slots.
     let d = a.duration_since(b).as_nanos();
     assert_eq!(d % grid.as_nanos(), 0, "{d} ns apart");

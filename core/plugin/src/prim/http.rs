@@ -55,7 +55,7 @@ fn where_(d: &Dest) -> String {
 pub async fn request(req: Request) -> Result<Response, PrimError> {
     let at = where_(&req.dest);
     let total = req.timeout;
-    match tokio::time::timeout(total, exchange(req)).await {
+    match tokio::time::timeout_at(crate::clock::now() + total, exchange(req)).await {
         Ok(r) => r,
         Err(_) => Err(PrimError::Msg(format!("{at}: timeout after {total:?}"))),
     }
@@ -106,7 +106,7 @@ async fn exchange(req: Request) -> Result<Response, PrimError> {
     let stream = if req.connect_timeout >= req.timeout {
         connect.await?
     } else {
-        tokio::time::timeout(req.connect_timeout, connect)
+        tokio::time::timeout_at(crate::clock::now() + req.connect_timeout, connect)
             .await
             .map_err(|_| {
                 PrimError::Msg(format!(
