@@ -11,6 +11,12 @@
 --   timeout        seconds, for connect and for the whole request (set by lbd
 --                  from `connect_timeout`)
 --   bind_ip        source address (keepalived `bindto`)
+--   keepalive      true: keep the connection open and send the next check on
+--                  it (HTTP keep-alive), a new one only when the server closed
+--                  it; far less work per check on both sides, but a server
+--                  that stops accepting new connections goes unnoticed while
+--                  the kept one lives. Default false: a connection per check,
+--                  as keepalived.
 --   https_get only:
 --   sni            server name sent in the TLS handshake (default `host`)
 --   enable_sni     false sends none (keepalived default: SNI only when enabled)
@@ -58,6 +64,7 @@ local function check_url(target, opt, u, tls)
     connect_timeout = opt.timeout,
     bind = opt.bind_ip,
     max_body = (u.digest or u.regex) and MAX_BODY or 0,
+    keepalive = opt.keepalive == true,
   }
   if tls then
     req.tls = true

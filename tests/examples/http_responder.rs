@@ -1,9 +1,11 @@
 //! The backend of `scripts/bench --part checks`: one process answering
-//! HTTP/1.0 on port 8080 of every local address (the bench routes
+//! HTTP on port 8080 of every local address (the bench routes
 //! 10.200.0.0/16 to lo), cheap enough that the checkers, not the responder,
 //! are what the benchmark measures (a Python asyncio responder saturated
 //! the TCG VM at ~500 requests/s). Every `COUNT_PATH` write (every 200 ms)
-//! holds the number of requests answered so far.
+//! holds the number of requests answered so far. An HTTP/1.1 request
+//! without `Connection: close` keeps its connection (lbd's `keepalive`
+//! option); keepalived's HTTP/1.0 requests get one answer and the close.
 //!
 //! usage: http_responder COUNT_PATH
 
@@ -14,7 +16,15 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const RESPONSE: &[u8] = b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok";
+const CLOSE: &[u8] = b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok";
+const KEEP: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+
+/// Whether the connection stays open after answering this request head.
+fn keeps(head: &[u8]) -> bool {
+    let head = String::from_utf8_lossy(head).to_ascii_lowercase();
+    let first = head.lines().next().unwrap_or_default();
+    first.ends_with("http/1.1") && !head.contains("connection: close")
+}
 
 fn main() -> std::io::Result<()> {
     let path = std::env::args()
@@ -49,18 +59,30 @@ fn main() -> std::io::Result<()> {
             tokio::task::spawn_local(async move {
                 let mut buf = [0u8; 2048];
                 let mut have = 0;
-                // Read up to the end of the request head.
-                while !buf[..have].windows(4).any(|w| w == b"\r\n\r\n") {
-                    match s.read(&mut buf[have..]).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => have += n,
-                    }
-                    if have == buf.len() {
+                loop {
+                    // Read up to the end of a request head.
+                    let end = loop {
+                        if let Some(p) = buf[..have].windows(4).position(|w| w == b"\r\n\r\n") {
+                            break p + 4;
+                        }
+                        if have == buf.len() {
+                            return;
+                        }
+                        match s.read(&mut buf[have..]).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => have += n,
+                        }
+                    };
+                    let keep = keeps(&buf[..end]);
+                    if s.write_all(if keep { KEEP } else { CLOSE }).await.is_err() {
                         return;
                     }
-                }
-                if s.write_all(RESPONSE).await.is_ok() {
                     count.set(count.get() + 1);
+                    if !keep {
+                        return;
+                    }
+                    buf.copy_within(end..have, 0);
+                    have -= end;
                 }
             });
         }

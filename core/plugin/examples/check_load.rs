@@ -6,6 +6,7 @@
 //! dev lo` and an HTTP responder on port 8080.
 //!
 //! usage: check_load PLUGIN_DIR [N] [SECONDS] [CHECK]
+//! (`CHECK_OPTS='{"keepalive":true}'` adds options to the check's.)
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
@@ -43,6 +44,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let n: usize = args.get(2).map_or(Ok(1000), |s| s.parse())?;
     let window: u64 = args.get(3).map_or(Ok(20), |s| s.parse())?;
     let check = args.get(4).cloned().unwrap_or_else(|| "http_get".into());
+    let extra: Options = match std::env::var("CHECK_OPTS") {
+        Ok(j) => serde_json::from_str(&j)?,
+        Err(_) => Options::new(),
+    };
     let (host, report) = Host::start(HostConfig {
         dirs: vec![dir.join("checks")],
         memory_limit: 64 << 20,
@@ -65,6 +70,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // plugin thread.
         for i in 0..n {
             let check = check.clone();
+            let extra = extra.clone();
             let (done, failed) = (done.clone(), failed.clone());
             let ip = Ipv4Addr::new(10, 200, (i / 250) as u8, (i % 250 + 1) as u8);
             guards.push(host.spawn(Box::new(move |local| {
@@ -73,6 +79,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     tokio::time::sleep_until(next_start(start)).await;
                     let mut opts = Options::new();
                     opts.insert("timeout".into(), 2.into());
+                    opts.extend(extra);
                     let t = Target {
                         ip: IpAddr::V4(ip),
                         port: 8080,

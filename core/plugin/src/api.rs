@@ -597,5 +597,6 @@ fn http_request(t: &Table) -> Result<prim::http::Request> {
                 ca_file: t.get::<Option<String>>("ca_file")?.map(PathBuf::from),
             }),
         },
+        keepalive: t.get::<Option<bool>>("keepalive")?.unwrap_or(false),
     })
 }

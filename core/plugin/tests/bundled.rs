@@ -131,6 +131,92 @@ async fn http_get_statuses_digest_and_regex() {
     );
 }
 
+/// An HTTP/1.1 server that keeps connections open and closes each after
+/// `per_conn` requests without saying so (as a server's idle timeout
+/// does). Returns its port and the counts of connections and of requests
+/// that asked to close.
+fn keepalive_server(
+    per_conn: usize,
+) -> (
+    u16,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let conns = Arc::new(AtomicUsize::new(0));
+    let closing = Arc::new(AtomicUsize::new(0));
+    let (c, cl) = (conns.clone(), closing.clone());
+    std::thread::spawn(move || {
+        for mut s in l.incoming().flatten() {
+            c.fetch_add(1, Ordering::SeqCst);
+            let cl = cl.clone();
+            std::thread::spawn(move || {
+                let mut pending = Vec::new();
+                let mut served = 0;
+                while served < per_conn {
+                    let mut buf = [0u8; 4096];
+                    let k = s.read(&mut buf).unwrap_or(0);
+                    if k == 0 {
+                        break;
+                    }
+                    pending.extend_from_slice(&buf[..k]);
+                    while let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&pending[..end]).to_lowercase();
+                        pending.drain(..end + 4);
+                        if head.contains("connection: close") {
+                            cl.fetch_add(1, Ordering::SeqCst);
+                        }
+                        let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+                        served += 1;
+                    }
+                }
+            });
+        }
+    });
+    (port, conns, closing)
+}
+
+#[tokio::test]
+async fn http_get_keepalive_reuses_its_connection() {
+    use std::sync::atomic::Ordering;
+    let h = host();
+    let (port, conns, closing) = keepalive_server(3);
+    let keep = json!({ "keepalive": true });
+    for i in 0..7 {
+        let r = h
+            .run_check(
+                "http_get",
+                at(port),
+                opts(keep.clone()),
+                Duration::from_secs(10),
+            )
+            .await;
+        assert!(r.ok, "check {i}: {}", r.message);
+    }
+    // 3 + 3 + 1 requests: a new connection only after the server closed one
+    // (noticed while idle, or by the request that failed and was retried).
+    assert_eq!(conns.load(Ordering::SeqCst), 3);
+    assert_eq!(closing.load(Ordering::SeqCst), 0);
+    // Without the option, keepalived's way: a connection per check, and
+    // the request says so.
+    for _ in 0..2 {
+        let r = h
+            .run_check(
+                "http_get",
+                at(port),
+                Options::new(),
+                Duration::from_secs(10),
+            )
+            .await;
+        assert!(r.ok, "{}", r.message);
+    }
+    assert_eq!(conns.load(Ordering::SeqCst), 5);
+    assert_eq!(closing.load(Ordering::SeqCst), 2);
+}
+
 #[tokio::test]
 async fn tcp_exec_process_and_systemd() {
     let h = host();

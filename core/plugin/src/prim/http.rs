@@ -2,10 +2,13 @@
 //! an address, or a unix socket such as Docker's): health checks want
 //! exact control of the address, the timeouts and how much body is read.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -34,6 +37,10 @@ pub struct Request {
     pub bind: Option<IpAddr>,
     /// HTTPS (TCP destinations only).
     pub tls: Option<super::tls::Tls>,
+    /// Keep the connection open for the next request to the same place
+    /// (see `Pool`); otherwise `Connection: close`, one connection per
+    /// request as keepalived's checkers do.
+    pub keepalive: bool,
 }
 
 #[derive(Debug)]
@@ -63,6 +70,36 @@ pub async fn request(req: Request) -> Result<Response, PrimError> {
 
 async fn exchange(req: Request) -> Result<Response, PrimError> {
     let at = where_(&req.dest);
+    let key = req.keepalive.then(|| Key::of(&req));
+    // Only a request that may be repeated is retried on a fresh connection
+    // when a kept one turns out to be closed (RFC 9110 9.2.2).
+    let idempotent = matches!(req.method.as_str(), "GET" | "HEAD" | "OPTIONS");
+    if let Some(k) = &key {
+        while let Some(idle) = take_idle(k) {
+            match send(idle, hyper_request(&req, &at)?, &req, &at).await {
+                Ok(r) => return Ok(r),
+                Err(Failed::BeforeResponse(_)) if idempotent => continue,
+                Err(Failed::BeforeResponse(e) | Failed::Later(e)) => return Err(e),
+            }
+        }
+    }
+    let stream = connect(&req, &at).await?;
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(NoShutdown(stream)))
+        .await
+        .map_err(|e| PrimError::Msg(format!("{at}: {e}")))?;
+    let fresh = Idle {
+        sender,
+        conn: Box::pin(conn),
+        key,
+        since: crate::clock::coarse_now(),
+    };
+    match send(fresh, hyper_request(&req, &at)?, &req, &at).await {
+        Ok(r) => Ok(r),
+        Err(Failed::BeforeResponse(e) | Failed::Later(e)) => Err(e),
+    }
+}
+
+async fn connect(req: &Request, at: &str) -> Result<Box<dyn Io>, PrimError> {
     let connect = async {
         match &req.dest {
             Dest::Tcp(a) => {
@@ -103,8 +140,8 @@ async fn exchange(req: Request) -> Result<Response, PrimError> {
     };
     // A connect timeout no shorter than the whole exchange's is that one
     // (one timer less per check: each costs a clock read).
-    let stream = if req.connect_timeout >= req.timeout {
-        connect.await?
+    if req.connect_timeout >= req.timeout {
+        connect.await
     } else {
         tokio::time::timeout_at(crate::clock::now() + req.connect_timeout, connect)
             .await
@@ -113,12 +150,11 @@ async fn exchange(req: Request) -> Result<Response, PrimError> {
                     "connect {at}: timeout after {:?}",
                     req.connect_timeout
                 ))
-            })??
-    };
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(TokioIo::new(NoShutdown(stream)))
-            .await
-            .map_err(|e| PrimError::Msg(format!("{at}: {e}")))?;
+            })?
+    }
+}
+
+fn hyper_request(req: &Request, at: &str) -> Result<hyper::Request<Full<Bytes>>, PrimError> {
     let host = req.host.clone().unwrap_or_else(|| match &req.dest {
         Dest::Tcp(a) if a.is_ipv6() => format!("[{}]", a.ip()),
         Dest::Tcp(a) => a.ip().to_string(),
@@ -128,42 +164,194 @@ async fn exchange(req: Request) -> Result<Response, PrimError> {
         .method(req.method.as_str())
         .uri(req.path.as_str())
         .header("host", host)
-        .header("connection", "close")
         .header("user-agent", "lbd");
+    if !req.keepalive {
+        b = b.header("connection", "close");
+    }
     for (k, v) in &req.headers {
         b = b.header(k.as_str(), v.as_str());
     }
-    let r = b
-        .body(Full::new(Bytes::from(req.body)))
-        .map_err(|e| PrimError::Msg(format!("{at}: bad request: {e}")))?;
+    b.body(Full::new(Bytes::from(req.body.clone())))
+        .map_err(|e| PrimError::Msg(format!("{at}: bad request: {e}")))
+}
+
+enum Failed {
+    /// No response came: a kept connection the server had closed, say.
+    BeforeResponse(PrimError),
+    Later(PrimError),
+}
+
+/// One exchange on `c`, which goes back to the pool afterwards when it has
+/// a key and is still usable (the whole body was read, and neither side
+/// asked to close it).
+async fn send(
+    c: Idle,
+    r: hyper::Request<Full<Bytes>>,
+    req: &Request,
+    at: &str,
+) -> Result<Response, Failed> {
+    let Idle {
+        mut sender,
+        mut conn,
+        key,
+        ..
+    } = c;
     let max_body = req.max_body;
-    let exchange = async move {
-        let resp = sender
-            .send_request(r)
-            .await
-            .map_err(|e| PrimError::Msg(format!("{at}: {e}")))?;
-        read_response(resp, max_body, &at).await
-    };
-    // The connection is driven here rather than in a task of its own (one
-    // task less per check); it ends with the exchange (Connection: close),
-    // and dropping it closes the socket.
-    tokio::pin!(exchange);
-    tokio::pin!(conn);
+    // A kept connection is usable again only once the whole body is read.
+    let drain = if key.is_some() { MAX_DRAIN } else { 0 };
     let mut conn_done = false;
-    loop {
-        tokio::select! {
-            r = &mut exchange => return r,
-            // An error here also fails the exchange, which reports it.
-            _ = &mut conn, if !conn_done => conn_done = true,
+    let result = {
+        let exchange = async {
+            sender
+                .ready()
+                .await
+                .map_err(|e| Failed::BeforeResponse(PrimError::Msg(format!("{at}: {e}"))))?;
+            let resp = sender
+                .send_request(r)
+                .await
+                .map_err(|e| Failed::BeforeResponse(PrimError::Msg(format!("{at}: {e}"))))?;
+            read_response(resp, max_body, drain, at)
+                .await
+                .map_err(Failed::Later)
+        };
+        // The connection is driven here rather than in a task of its own
+        // (one task less per check). Without keep-alive it ends with the
+        // exchange (Connection: close), and dropping it closes the socket.
+        tokio::pin!(exchange);
+        loop {
+            tokio::select! {
+                r = &mut exchange => break r,
+                // An error here also fails the exchange, which reports it.
+                _ = conn.as_mut(), if !conn_done => conn_done = true,
+            }
+        }
+    };
+    if let (Some(key), Ok((_, true))) = (key, &result) {
+        if !conn_done {
+            put_idle(Idle {
+                sender,
+                conn,
+                key: Some(key),
+                since: crate::clock::coarse_now(),
+            });
+        }
+    }
+    result.map(|(r, _)| r)
+}
+
+/// How much of a body beyond what the caller wants is read to keep the
+/// connection; a bigger one closes it.
+const MAX_DRAIN: usize = 64 << 10;
+
+type Conn = hyper::client::conn::http1::Connection<TokioIo<NoShutdown<Box<dyn Io>>>, Full<Bytes>>;
+
+/// A connection between requests.
+struct Idle {
+    sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    conn: Pin<Box<Conn>>,
+    key: Option<Key>,
+    since: Duration,
+}
+
+impl Idle {
+    /// Lets the connection take in what arrived while it sat idle (the end
+    /// of the last exchange, the server's close) without waiting: ready to
+    /// send when it is neither finished nor closed.
+    fn usable(&mut self) -> bool {
+        let mut cx = Context::from_waker(Waker::noop());
+        matches!(self.conn.as_mut().poll(&mut cx), Poll::Pending) && !self.sender.is_closed()
+    }
+}
+
+/// Where a kept connection may be reused: the same destination, source
+/// address and TLS settings.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct Key {
+    dest: String,
+    bind: Option<IpAddr>,
+    tls: Option<(Option<String>, bool, Option<PathBuf>)>,
+}
+
+impl Key {
+    fn of(r: &Request) -> Key {
+        Key {
+            dest: where_(&r.dest),
+            bind: r.bind,
+            tls: r
+                .tls
+                .as_ref()
+                .map(|t| (t.sni.clone(), t.verify, t.ca_file.clone())),
         }
     }
 }
 
+/// Kept connections of this (plugin) thread. Bounded in number, and a
+/// connection idle longer than `IDLE_FOR` is closed: a checker that runs
+/// less often than that, or went away with a reload, opens a new one.
+struct Pool {
+    idle: HashMap<Key, Vec<Idle>>,
+    count: usize,
+    swept: Duration,
+}
+
+const MAX_IDLE: usize = 16384;
+const IDLE_FOR: Duration = Duration::from_secs(30);
+
+thread_local! {
+    static POOL: RefCell<Pool> = RefCell::new(Pool {
+        idle: HashMap::new(),
+        count: 0,
+        swept: crate::clock::coarse_now(),
+    });
+}
+
+fn take_idle(k: &Key) -> Option<Idle> {
+    POOL.with_borrow_mut(|p| {
+        let list = p.idle.get_mut(k)?;
+        let mut found = None;
+        while let Some(mut c) = list.pop() {
+            p.count -= 1;
+            if c.usable() {
+                found = Some(c);
+                break;
+            }
+        }
+        if list.is_empty() {
+            p.idle.remove(k);
+        }
+        found
+    })
+}
+
+fn put_idle(c: Idle) {
+    let Some(k) = c.key.clone() else { return };
+    POOL.with_borrow_mut(|p| {
+        let now = c.since;
+        if now.saturating_sub(p.swept) >= IDLE_FOR {
+            p.swept = now;
+            let mut count = 0;
+            p.idle.retain(|_, list| {
+                list.retain(|c| now.saturating_sub(c.since) < IDLE_FOR);
+                count += list.len();
+                !list.is_empty()
+            });
+            p.count = count;
+        }
+        if p.count < MAX_IDLE {
+            p.count += 1;
+            p.idle.entry(k).or_default().push(c);
+        }
+    });
+}
+
+/// The response, and whether its body was read to the end. Beyond
+/// `max_body`, up to `drain` more bytes are read and dropped.
 async fn read_response(
     resp: hyper::Response<hyper::body::Incoming>,
     max_body: usize,
+    drain: usize,
     at: &str,
-) -> Result<Response, PrimError> {
+) -> Result<(Response, bool), PrimError> {
     let status = resp.status().as_u16();
     let headers = resp
         .headers()
@@ -178,6 +366,8 @@ async fn read_response(
     let mut body = resp.into_body();
     let mut kept = Vec::new();
     let mut truncated = false;
+    let mut skipped = 0usize;
+    let mut complete = true;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| PrimError::Msg(format!("{at}: body: {e}")))?;
         if let Ok(data) = frame.into_data() {
@@ -185,18 +375,27 @@ async fn read_response(
             if data.len() > room {
                 kept.extend_from_slice(data.get(..room).unwrap_or_default());
                 truncated = true;
-                // The rest is not read: a health check never needs it.
-                break;
+                skipped += data.len() - room;
+                // The rest is not read, a health check never needs it;
+                // unless the connection is to be kept, and then only so much.
+                if skipped > drain {
+                    complete = false;
+                    break;
+                }
+            } else {
+                kept.extend_from_slice(&data);
             }
-            kept.extend_from_slice(&data);
         }
     }
-    Ok(Response {
-        status,
-        headers,
-        body: kept,
-        truncated,
-    })
+    Ok((
+        Response {
+            status,
+            headers,
+            body: kept,
+            truncated,
+        },
+        complete,
+    ))
 }
 
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
