@@ -103,15 +103,16 @@ fn unsupported_keywords_warn_with_their_line() {
 #[test]
 fn scripts_checkers_and_fifos_map_to_plugins() {
     let l = ka("global_defs {\n notify_fifo /run/ka.fifo\n notify_fifo_script /usr/bin/reader\n script_user nobody nogroup\n}\n\
-vrrp_script chk {\n script \"/bin/sh -c 'pidof haproxy'\"\n interval 2\n weight -20 reverse\n rise 2\n fall 3\n init_fail\n}\n\
+vrrp_script chk {\n script \"/bin/sh -c 'pidof haproxy'\"\n interval 2\n weight -20 reverse\n rise 2\n fall 3\n init_fail\n user haproxy nogroup\n}\n\
 vrrp_instance A {\n interface eth0\n virtual_router_id 5\n notify \"/x.sh a b\"\n track_script {\n chk weight 5\n }\n}\n\
-virtual_server 10.0.0.1 80 {\n protocol TCP\n real_server 10.0.1.1 80 {\n MISC_CHECK {\n misc_path \"/bin/check --port 80\"\n misc_timeout 3\n misc_dynamic\n }\n TCP_CHECK {\n connect_port 8080\n connect_timeout 2\n }\n SMTP_CHECK {\n }\n }\n}\n");
+virtual_server 10.0.0.1 80 {\n protocol TCP\n real_server 10.0.1.1 80 {\n MISC_CHECK {\n misc_path \"/bin/check --port 80\"\n misc_timeout 3\n misc_dynamic\n user www\n }\n TCP_CHECK {\n connect_port 8080\n connect_timeout 2\n }\n SMTP_CHECK {\n }\n }\n}\n");
     let c = &l.config;
     let t = &c.track_scripts[0];
     assert_eq!(
         t.options["argv"],
         serde_json::json!(["/bin/sh", "-c", "pidof haproxy"])
     );
+    assert_eq!(t.options["user"], "haproxy:nogroup");
     assert_eq!(
         (t.weight, t.weight_reverse, t.rise, t.fall, t.init_fail),
         (-20, true, 2, 3, true)
@@ -135,6 +136,7 @@ virtual_server 10.0.0.1 80 {\n protocol TCP\n real_server 10.0.1.1 80 {\n MISC_C
         serde_json::json!(["/bin/check", "--port", "80"])
     );
     assert_eq!(checks[0].options["dynamic"], true);
+    assert_eq!(checks[0].options["user"], "www");
     assert_eq!(checks[1].plugin, "tcp");
     assert_eq!(checks[1].options["connect_port"], 8080);
     assert_eq!(

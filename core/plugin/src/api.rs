@@ -242,6 +242,18 @@ fn system(lua: &Lua, lb: &Table) -> Result<()> {
                     if let Some(s) = o.get::<Option<mlua::LuaString>>("stdin")? {
                         req.stdin = Some(s.as_bytes().to_vec());
                     }
+                    // "user" or "user:group" (keepalived's per-script `user`),
+                    // looked up at each call as keepalived does when it forks.
+                    if let Some(u) = o.get::<Option<String>>("user")? {
+                        let (user, group) = match u.split_once(':') {
+                            Some((u, g)) => (u, Some(g)),
+                            None => (u.as_str(), None),
+                        };
+                        req.uid_gid = Some(
+                            prim::exec::user_ids(user, group)
+                                .map_err(|e| mlua::Error::RuntimeError(format!("lb.exec: {e}")))?,
+                        );
+                    }
                 }
                 Ok(req)
             })();

@@ -576,3 +576,52 @@ async fn check_starts_share_one_grid() {
     let d = a.duration_since(b).as_nanos();
     assert_eq!(d % grid.as_nanos(), 0, "{d} ns apart");
 }
+
+/// keepalived's per-script `user USER [GROUP]`: lb.exec runs the program
+/// with that uid and gid (needs root, as lbd does to switch users).
+#[tokio::test]
+async fn exec_as_another_user() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let d = dir("exec-user");
+    write(
+        &d,
+        "who.lua",
+        &check_plugin(
+            "who",
+            r#"
+  local r, err = lb.exec({ "id", "-u" }, { user = opt.user })
+  if not r then return false, err end
+  local g = lb.exec({ "id", "-g" }, { user = opt.user })
+  local groups = lb.exec({ "id", "-G" }, { user = opt.user })
+  return true, r.stdout:gsub("%s+$", "") .. " " .. g.stdout:gsub("%s+$", "") .. " " .. groups.stdout:gsub("%s+$", "")"#,
+        ),
+    );
+    let (h, _) = Host::start(cfg(vec![d])).unwrap();
+    let run = |user: &str| {
+        let mut o = Options::new();
+        o.insert("user".into(), user.into());
+        let h = h.clone();
+        async move {
+            h.run_check("who", target(), o, Duration::from_secs(10))
+                .await
+        }
+    };
+    let nobody = run("nobody").await;
+    assert!(nobody.ok, "{}", nobody.message);
+    assert_eq!(nobody.message, "65534 65534 65534");
+    let with_group = run("nobody:root").await;
+    assert!(with_group.ok, "{}", with_group.message);
+    assert_eq!(with_group.message, "65534 0 0");
+    let numeric = run("4242:4343").await;
+    assert_eq!(numeric.message, "4242 4343 4343");
+    let missing = run("no-such-user-here").await;
+    assert!(
+        !missing.ok && missing.message.contains("no-such-user-here: no such user"),
+        "{}",
+        missing.message
+    );
+}

@@ -181,7 +181,7 @@ impl Ka {
                 }
                 "init_fail" => s.init_fail = true,
                 "user" => {
-                    if let Some(u) = c.arg(1) {
+                    if let Some(u) = user_spec(c.arg(1), c.arg(2)) {
                         s.options.insert("user".into(), json!(u));
                     }
                 }
@@ -414,7 +414,9 @@ impl Ka {
                     .secs(l, "seconds")
                     .map(|d| ("timeout".to_string(), json!(d.as_secs_f64()))),
                 ("exec", "misc_dynamic") => Some(("dynamic".into(), json!(true))),
-                ("exec", "user") => one("user"),
+                ("exec", "user") => {
+                    user_spec(l.arg(1), l.arg(2)).map(|u| ("user".to_string(), json!(u)))
+                }
                 ("dns", "type") => one("type"),
                 ("dns", "name") => one("name"),
                 _ => {
@@ -476,6 +478,15 @@ impl Ka {
         }
         Some(Value::Object(u))
     }
+}
+
+/// keepalived's `user USER [GROUP]` as the exec plugin's `user` option.
+fn user_spec(user: Option<&str>, group: Option<&str>) -> Option<String> {
+    let u = user?;
+    Some(match group {
+        Some(g) => format!("{u}:{g}"),
+        None => u.to_string(),
+    })
 }
 
 #[cfg(test)]

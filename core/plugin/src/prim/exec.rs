@@ -59,17 +59,10 @@ pub async fn run(req: Request) -> Result<Output, PrimError> {
         .process_group(0)
         .kill_on_drop(true);
     if let Some((uid, gid)) = req.uid_gid {
+        // std drops the supplementary groups itself (setgroups(0) before
+        // setuid when run by root); a pre_exec hook would run after the
+        // setuid and fail with EPERM.
         cmd.uid(uid).gid(gid);
-        // SAFETY: setgroups is async-signal-safe; it runs in the forked
-        // child before exec and touches no memory of the parent.
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::setgroups(0, std::ptr::null()) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
     }
     let mut child = cmd
         .spawn()
@@ -137,6 +130,44 @@ pub async fn run(req: Request) -> Result<Output, PrimError> {
     })
 }
 
+/// keepalived's `user USER [GROUP]` (of `script_user`, a `vrrp_script` or
+/// a MISC_CHECK): the uid and gid, from /etc/passwd and /etc/group. Without
+/// a group, the user's primary one; a number is taken as the id itself.
+pub fn user_ids(user: &str, group: Option<&str>) -> Result<(u32, u32), PrimError> {
+    let passwd = std::fs::read_to_string("/etc/passwd")
+        .map_err(|e| PrimError::io(format!("user {user}: reading /etc/passwd"), e))?;
+    let (uid, primary) = id_of(&passwd, user, true)
+        .ok_or_else(|| PrimError::Msg(format!("user {user}: no such user in /etc/passwd")))?;
+    let gid = match group {
+        None => primary,
+        Some(g) => {
+            let groups = std::fs::read_to_string("/etc/group")
+                .map_err(|e| PrimError::io(format!("group {g}: reading /etc/group"), e))?;
+            id_of(&groups, g, false)
+                .map(|(gid, _)| gid)
+                .ok_or_else(|| PrimError::Msg(format!("group {g}: no such group in /etc/group")))?
+        }
+    };
+    Ok((uid, gid))
+}
+
+/// `name:x:ID:...` lines of /etc/passwd (with the primary gid) or /etc/group;
+/// a numeric name is taken as the id itself.
+fn id_of(db: &str, name: &str, passwd: bool) -> Option<(u32, u32)> {
+    if let Ok(n) = name.parse::<u32>() {
+        return Some((n, n));
+    }
+    db.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        if f.first() != Some(&name) {
+            return None;
+        }
+        let id = f.get(2)?.parse().ok()?;
+        let gid = if passwd { f.get(3)?.parse().ok()? } else { id };
+        Some((id, gid))
+    })
+}
+
 /// Starts a program and forgets it; a task reaps it (the fifo plugin's reader).
 pub fn spawn(argv: &[String]) -> Result<(), PrimError> {
     let Some(prog) = argv.first() else {
@@ -152,4 +183,19 @@ pub fn spawn(argv: &[String]) -> Result<(), PrimError> {
         let _ = child.wait().await;
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::id_of;
+
+    #[test]
+    fn passwd_and_group_lookup() {
+        let pw = "root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534::/nonexistent:/usr/sbin/nologin\n";
+        assert_eq!(id_of(pw, "nobody", true), Some((65534, 65534)));
+        assert_eq!(id_of(pw, "missing", true), None);
+        assert_eq!(id_of(pw, "1000", true), Some((1000, 1000)));
+        let gr = "root:x:0:\nnogroup:x:65534:\n";
+        assert_eq!(id_of(gr, "nogroup", false), Some((65534, 65534)));
+    }
 }
