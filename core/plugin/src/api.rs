@@ -243,7 +243,8 @@ fn system(lua: &Lua, lb: &Table) -> Result<()> {
                         req.stdin = Some(s.as_bytes().to_vec());
                     }
                     // "user" or "user:group" (keepalived's per-script `user`),
-                    // looked up at each call as keepalived does when it forks.
+                    // looked up at each call: an unknown user fails the run
+                    // with its name rather than the whole configuration.
                     if let Some(u) = o.get::<Option<String>>("user")? {
                         let (user, group) = match u.split_once(':') {
                             Some((u, g)) => (u, Some(g)),

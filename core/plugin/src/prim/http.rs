@@ -62,28 +62,29 @@ fn where_(d: &Dest) -> String {
 pub async fn request(req: Request) -> Result<Response, PrimError> {
     let at = where_(&req.dest);
     let total = req.timeout;
-    match tokio::time::timeout_at(crate::clock::now() + total, exchange(req)).await {
+    match tokio::time::timeout_at(crate::clock::now() + total, exchange(req, &at)).await {
         Ok(r) => r,
         Err(_) => Err(PrimError::Msg(format!("{at}: timeout after {total:?}"))),
     }
 }
 
-async fn exchange(req: Request) -> Result<Response, PrimError> {
-    let at = where_(&req.dest);
-    let key = req.keepalive.then(|| Key::of(&req));
+async fn exchange(mut req: Request, at: &str) -> Result<Response, PrimError> {
+    let key = req.keepalive.then(|| Key::of(&req, at));
+    // Shared by a retry without a copy.
+    let body = Bytes::from(std::mem::take(&mut req.body));
     // Only a request that may be repeated is retried on a fresh connection
     // when a kept one turns out to be closed (RFC 9110 9.2.2).
     let idempotent = matches!(req.method.as_str(), "GET" | "HEAD" | "OPTIONS");
     if let Some(k) = &key {
         while let Some(idle) = take_idle(k) {
-            match send(idle, hyper_request(&req, &at)?, &req, &at).await {
+            match send(idle, hyper_request(&req, body.clone(), at)?, &req, at).await {
                 Ok(r) => return Ok(r),
                 Err(Failed::BeforeResponse(_)) if idempotent => continue,
                 Err(Failed::BeforeResponse(e) | Failed::Later(e)) => return Err(e),
             }
         }
     }
-    let stream = connect(&req, &at).await?;
+    let stream = connect(&req, at).await?;
     let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(NoShutdown(stream)))
         .await
         .map_err(|e| PrimError::Msg(format!("{at}: {e}")))?;
@@ -91,9 +92,10 @@ async fn exchange(req: Request) -> Result<Response, PrimError> {
         sender,
         conn: Box::pin(conn),
         key,
-        since: crate::clock::coarse_now(),
+        // Set when it goes into the pool.
+        since: Duration::ZERO,
     };
-    match send(fresh, hyper_request(&req, &at)?, &req, &at).await {
+    match send(fresh, hyper_request(&req, body, at)?, &req, at).await {
         Ok(r) => Ok(r),
         Err(Failed::BeforeResponse(e) | Failed::Later(e)) => Err(e),
     }
@@ -154,7 +156,11 @@ async fn connect(req: &Request, at: &str) -> Result<Box<dyn Io>, PrimError> {
     }
 }
 
-fn hyper_request(req: &Request, at: &str) -> Result<hyper::Request<Full<Bytes>>, PrimError> {
+fn hyper_request(
+    req: &Request,
+    body: Bytes,
+    at: &str,
+) -> Result<hyper::Request<Full<Bytes>>, PrimError> {
     let host = req.host.clone().unwrap_or_else(|| match &req.dest {
         Dest::Tcp(a) if a.is_ipv6() => format!("[{}]", a.ip()),
         Dest::Tcp(a) => a.ip().to_string(),
@@ -171,7 +177,7 @@ fn hyper_request(req: &Request, at: &str) -> Result<hyper::Request<Full<Bytes>>,
     for (k, v) in &req.headers {
         b = b.header(k.as_str(), v.as_str());
     }
-    b.body(Full::new(Bytes::from(req.body.clone())))
+    b.body(Full::new(body))
         .map_err(|e| PrimError::Msg(format!("{at}: bad request: {e}")))
 }
 
@@ -273,9 +279,9 @@ struct Key {
 }
 
 impl Key {
-    fn of(r: &Request) -> Key {
+    fn of(r: &Request, at: &str) -> Key {
         Key {
-            dest: where_(&r.dest),
+            dest: at.to_string(),
             bind: r.bind,
             tls: r
                 .tls
