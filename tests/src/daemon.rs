@@ -268,12 +268,10 @@ impl Daemon {
                     sock.to_str().unwrap(),
                 ];
                 // Debug level: hostile tests read `drop iface=.. vrid=.. reason=..` lines.
-                // The bundled plugins come from the source tree (not installed).
-                let plugins = plugin_dir();
-                let env = [
-                    ("RUST_LOG", "debug"),
-                    ("LBD_PLUGIN_DIR", plugins.to_str().unwrap()),
-                ];
+                // No plugin directory: the bundled plugins are the ones
+                // compiled into lbd, as on a node where only the binary is
+                // installed.
+                let env = [("RUST_LOG", "debug")];
                 let proc = lab.spawn_env(node, kind.label(), &argv, &env);
                 Daemon {
                     kind,

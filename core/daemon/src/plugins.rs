@@ -16,9 +16,56 @@ pub const OPERATOR_DIR: &str = "/etc/lb/plugins";
 const DEFAULT_MEMORY_LIMIT: usize = 64 << 20;
 const DEFAULT_CPU_SLICE: Duration = Duration::from_millis(100);
 
-/// The plugin directories: the configured ones, else the bundled set
-/// (`LBD_PLUGIN_DIR` overrides its place, for tests and uninstalled
-/// builds) then the operator's. Each contributes its `checks/`,
+/// The bundled plugins (`plugins/` of the source tree), compiled in: the
+/// binary alone runs a keepalived.conf's checkers and notify scripts. A
+/// file of the same name in the bundled directory or /etc/lb/plugins
+/// replaces one.
+const BUILTIN: &[(&str, &str)] = &[
+    (
+        "checks/dns.lua",
+        include_str!("../../../plugins/checks/dns.lua"),
+    ),
+    (
+        "checks/exec.lua",
+        include_str!("../../../plugins/checks/exec.lua"),
+    ),
+    (
+        "checks/http_get.lua",
+        include_str!("../../../plugins/checks/http_get.lua"),
+    ),
+    (
+        "checks/process.lua",
+        include_str!("../../../plugins/checks/process.lua"),
+    ),
+    (
+        "checks/systemd.lua",
+        include_str!("../../../plugins/checks/systemd.lua"),
+    ),
+    (
+        "checks/tcp.lua",
+        include_str!("../../../plugins/checks/tcp.lua"),
+    ),
+    (
+        "notify/notify_exec.lua",
+        include_str!("../../../plugins/notify/notify_exec.lua"),
+    ),
+    (
+        "notify/notify_fifo.lua",
+        include_str!("../../../plugins/notify/notify_fifo.lua"),
+    ),
+    (
+        "notify/notify_log.lua",
+        include_str!("../../../plugins/notify/notify_log.lua"),
+    ),
+    (
+        "notify/notify_webhook.lua",
+        include_str!("../../../plugins/notify/notify_webhook.lua"),
+    ),
+];
+
+/// The plugin directories, above the built-in set: the configured ones,
+/// else the packaged set (`LBD_PLUGIN_DIR` overrides its place) then the
+/// operator's. Each contributes its `checks/`,
 /// `notify/` and `discovery/` subdirectories, then its own files.
 fn dirs(c: &Config) -> Vec<PathBuf> {
     let bases = if c.global.plugin_dirs.is_empty() {
@@ -43,6 +90,7 @@ fn dirs(c: &Config) -> Vec<PathBuf> {
 pub fn start(c: &Config) -> Result<Host> {
     let g = &c.global;
     let cfg = HostConfig {
+        builtin: BUILTIN,
         dirs: dirs(c),
         memory_limit: g.plugin_memory_limit.unwrap_or(DEFAULT_MEMORY_LIMIT),
         cpu_slice: g.plugin_cpu_slice.unwrap_or(DEFAULT_CPU_SLICE),
@@ -210,6 +258,32 @@ pub fn script_security(c: &Config) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::PermissionsExt;
+
+    /// Every plugin of the source tree is compiled in, under its own path.
+    #[test]
+    fn every_bundled_plugin_is_built_in() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../plugins");
+        let mut files = Vec::new();
+        for sub in ["checks", "notify", "discovery"] {
+            let Ok(rd) = std::fs::read_dir(root.join(sub)) else {
+                continue;
+            };
+            for e in rd.flatten() {
+                let name = format!("{sub}/{}", e.file_name().to_string_lossy());
+                if name.ends_with(".lua") {
+                    let src = std::fs::read_to_string(e.path()).unwrap();
+                    files.push((name, src));
+                }
+            }
+        }
+        files.sort();
+        let mut built: Vec<(String, String)> = super::BUILTIN
+            .iter()
+            .map(|(n, s)| (n.to_string(), s.to_string()))
+            .collect();
+        built.sort();
+        assert_eq!(built, files);
+    }
 
     #[test]
     fn script_security_refuses_replaceable_programs() {

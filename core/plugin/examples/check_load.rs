@@ -49,6 +49,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Err(_) => Options::new(),
     };
     let (host, report) = Host::start(HostConfig {
+        builtin: &[],
         dirs: vec![dir.join("checks")],
         memory_limit: 64 << 20,
         cpu_slice: Duration::from_millis(100),

@@ -23,6 +23,9 @@ use crate::sandbox::{self, Ctx, Limits, Reg, Shared, State, Stop};
 
 pub type Options = Map<String, serde_json::Value>;
 
+/// How a built-in plugin's path reads in messages and reports.
+pub const BUILTIN: &str = "(built in)";
+
 #[derive(Debug, thiserror::Error)]
 pub enum PluginError {
     #[error("plugin host: {0}")]
@@ -30,6 +33,9 @@ pub enum PluginError {
 }
 
 pub struct HostConfig {
+    /// Plugins compiled into the binary, `(relative path, source)`: loaded
+    /// first, so a file of the same stem in `dirs` replaces one.
+    pub builtin: &'static [(&'static str, &'static str)],
     /// Loaded in order; a later file with the same stem replaces an earlier one.
     pub dirs: Vec<PathBuf>,
     pub memory_limit: usize,
@@ -402,8 +408,20 @@ fn refuse(path: &Path, require_root: bool) -> Option<String> {
 
 fn load_all(cfg: &HostConfig, limits: &Limits) -> (Registry, LoadReport) {
     let mut report = LoadReport::default();
-    // File stem -> path, in load order; a later one replaces an earlier one.
-    let mut chosen: Vec<(String, PathBuf, Option<PathBuf>)> = Vec::new();
+    // File stem -> path (and source when built in), in load order; a later
+    // one replaces an earlier one.
+    let mut chosen: Vec<(String, PathBuf, Option<PathBuf>, Option<&'static str>)> = cfg
+        .builtin
+        .iter()
+        .map(|(name, src)| {
+            let path = Path::new(BUILTIN).join(name);
+            let stem = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            (stem, path, None, Some(*src))
+        })
+        .collect();
     for dir in &cfg.dirs {
         let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
             Ok(rd) => rd
@@ -426,12 +444,13 @@ fn load_all(cfg: &HostConfig, limits: &Limits) -> (Registry, LoadReport) {
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            match chosen.iter_mut().find(|(s, _, _)| *s == stem) {
+            match chosen.iter_mut().find(|c| c.0 == stem) {
                 Some(c) => {
                     let old = std::mem::replace(&mut c.1, f);
                     c.2 = Some(old);
+                    c.3 = None;
                 }
-                None => chosen.push((stem, f, None)),
+                None => chosen.push((stem, f, None, None)),
             }
         }
     }
@@ -440,10 +459,11 @@ fn load_all(cfg: &HostConfig, limits: &Limits) -> (Registry, LoadReport) {
         checks: HashMap::new(),
         notifiers: HashMap::new(),
     };
-    for (stem, path, overrides) in chosen {
+    for (stem, path, overrides, source) in chosen {
         let shared = Rc::new(Shared {
             name: stem,
             path: path.clone(),
+            source,
             limits: limits.clone(),
             poisoned: std::cell::Cell::new(None),
             slice_start: std::cell::Cell::new(crate::clock::coarse_now()),

@@ -33,6 +33,8 @@ pub(crate) struct Limits {
 pub(crate) struct Shared {
     pub name: String,
     pub path: PathBuf,
+    /// The source of a plugin compiled into the binary; else `path` is read.
+    pub source: Option<&'static str>,
     pub limits: Limits,
     pub poisoned: Cell<Option<Stop>>,
     /// When the running Lua code was last resumed ([`crate::clock::coarse_now`]).
@@ -139,7 +141,12 @@ end
 
 pub(crate) fn build(shared: &Rc<Shared>) -> Result<State, String> {
     let path = shared.path.clone();
-    let src = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let src = match shared.source {
+        Some(s) => std::borrow::Cow::Borrowed(s),
+        None => std::borrow::Cow::Owned(
+            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?,
+        ),
+    };
     let libs = StdLib::STRING | StdLib::TABLE | StdLib::MATH | StdLib::COROUTINE | StdLib::UTF8;
     let lua =
         Lua::new_with(libs, LuaOptions::new()).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -210,9 +217,7 @@ pub(crate) fn build(shared: &Rc<Shared>) -> Result<State, String> {
     setup().map_err(|e| format!("{}: sandbox: {e}", path.display()))?;
     shared.poisoned.set(None);
     shared.slice_start.set(crate::clock::coarse_now());
-    let chunk = lua
-        .load(src.as_str())
-        .set_name(format!("@{}", path.display()));
+    let chunk = lua.load(&*src).set_name(format!("@{}", path.display()));
     if let Err(e) = chunk.exec() {
         let stop = shared.poisoned.get();
         shared.poisoned.set(None);

@@ -23,6 +23,7 @@ fn host() -> Host {
         .map(|d| root().join(d))
         .collect();
     let (h, report) = Host::start(HostConfig {
+        builtin: &[],
         dirs,
         memory_limit: 64 << 20,
         cpu_slice: Duration::from_millis(100),

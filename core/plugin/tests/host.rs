@@ -27,6 +27,7 @@ fn write(d: &Path, name: &str, body: &str) -> PathBuf {
 
 fn cfg(dirs: Vec<PathBuf>) -> HostConfig {
     HostConfig {
+        builtin: &[],
         dirs,
         memory_limit: 16 << 20,
         cpu_slice: Duration::from_millis(100),
@@ -624,4 +625,45 @@ async fn exec_as_another_user() {
         "{}",
         missing.message
     );
+}
+
+/// Plugins compiled into the binary load without any directory, and a
+/// file of the same name replaces one (reported as overriding it).
+#[tokio::test]
+async fn builtin_plugins_and_their_override() {
+    static BUILTIN: &[(&str, &str)] = &[(
+        "checks/answer.lua",
+        "lb.check(\"answer\", { run = function() return true, \"built in\" end })\n",
+    )];
+    let mut c = cfg(vec![]);
+    c.builtin = BUILTIN;
+    let (h, report) = Host::start(c).unwrap();
+    assert_eq!(
+        report.loaded[0].path,
+        PathBuf::from("(built in)/checks/answer.lua")
+    );
+    let out = h
+        .run_check("answer", target(), Options::new(), Duration::from_secs(5))
+        .await;
+    assert_eq!((out.ok, out.message.as_str()), (true, "built in"));
+
+    let d = dir("builtin-override");
+    write(
+        &d,
+        "answer.lua",
+        &check_plugin("answer", "return true, \"from the file\""),
+    );
+    let mut c = cfg(vec![d.clone()]);
+    c.builtin = BUILTIN;
+    let (h, report) = Host::start(c).unwrap();
+    assert_eq!(report.loaded.len(), 1);
+    assert_eq!(report.loaded[0].path, d.join("answer.lua"));
+    assert_eq!(
+        report.loaded[0].overrides,
+        Some(PathBuf::from("(built in)/checks/answer.lua"))
+    );
+    let out = h
+        .run_check("answer", target(), Options::new(), Duration::from_secs(5))
+        .await;
+    assert_eq!(out.message, "from the file");
 }
