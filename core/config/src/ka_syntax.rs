@@ -47,14 +47,14 @@ impl Node {
 pub(crate) struct Reader<'a> {
     pub errors: &'a mut Errors,
     pub warnings: &'a mut Vec<Warning>,
+    /// keepalived's config id (`-i`, default the short hostname) that
+    /// selects `@ID` lines; `None` selects only `@^ID` ones.
+    pub config_id: Option<&'a str>,
 }
 
 impl Reader<'_> {
     fn warn(&mut self, span: &Span, msg: String) {
-        self.warnings.push(Warning {
-            span: span.clone(),
-            message: msg,
-        });
+        self.warnings.push(Warning::repaired(span.clone(), msg));
     }
 
     /// Reads `path` (and what it includes) into a tree.
@@ -141,7 +141,21 @@ impl Reader<'_> {
                 self.include(&toks[1..], span, depth, out);
                 return;
             }
-            if kw.starts_with('$') || kw.starts_with('@') {
+            if let Some(id) = kw.strip_prefix('@') {
+                // lib/parser.c: `@ID rest` applies only when ID is this
+                // node's config id, `@^ID rest` only when it is not; a line
+                // with nothing after the id is dropped.
+                let (negate, id) = match id.strip_prefix('^') {
+                    Some(rest) => (true, rest),
+                    None => (false, id),
+                };
+                let matches = self.config_id.is_some_and(|c| c == id);
+                if matches != negate && toks.len() > 1 {
+                    self.lex_tokens(toks.into_iter().skip(1), span, out);
+                }
+                return;
+            }
+            if kw.starts_with('$') {
                 self.errors.push(
                     span,
                     format!("keepalived parameter substitution / conditional lines ({kw:?}) are not supported by lbd: expand them first"),
@@ -149,6 +163,10 @@ impl Reader<'_> {
                 return;
             }
         }
+        self.lex_tokens(toks.into_iter(), span, out);
+    }
+
+    fn lex_tokens(&mut self, toks: impl Iterator<Item = Token>, span: &Span, out: &mut Vec<Line>) {
         let mut words = Vec::new();
         for t in toks {
             let brace = if t.quoted {
@@ -416,6 +434,7 @@ mod tests {
         let nodes = Reader {
             errors: &mut errors,
             warnings: &mut warnings,
+            config_id: Some("high"),
         }
         .read_str(text, Path::new("t.conf"));
         (nodes, errors)

@@ -13,6 +13,7 @@ use crate::model::*;
 use crate::values::*;
 
 mod lvs;
+mod repair;
 mod scripts;
 pub(crate) use lvs::DEFAULT_PERSISTENCE;
 pub use scripts::split_words;
@@ -24,6 +25,7 @@ pub(crate) fn read(
     path: Option<&Path>,
     text: Option<&str>,
     name: &Path,
+    opts: &crate::ReadOptions,
 ) -> Result<(Config, Vec<Warning>), crate::ConfigError> {
     let mut errors = Errors::default();
     let mut warnings = Vec::new();
@@ -31,6 +33,7 @@ pub(crate) fn read(
         let mut r = Reader {
             errors: &mut errors,
             warnings: &mut warnings,
+            config_id: opts.config_id.as_deref(),
         };
         match (path, text) {
             (_, Some(t)) => r.read_str(t, name),
@@ -49,6 +52,8 @@ pub(crate) fn read(
         raw: Vec::new(),
         raw_vs: Vec::new(),
         fifo_hooks: Vec::new(),
+        state_given: Default::default(),
+        sync_tracking_weight: Default::default(),
     };
     for n in &nodes {
         k.top(n);
@@ -61,6 +66,7 @@ pub(crate) fn read(
     for r in std::mem::take(&mut k.raw_vs) {
         k.finish_vs(r);
     }
+    k.repair();
     k.errors.into_result()?;
     Ok((k.cfg, k.warnings))
 }
@@ -74,6 +80,10 @@ struct Ka {
     raw_vs: Vec<lvs::RawVs>,
     /// notify FIFO keyword stem -> its hook in `cfg.notify_hooks`.
     fifo_hooks: Vec<(String, usize)>,
+    /// Instances with an explicit `state` (vrrp_strict checks only those).
+    state_given: std::collections::HashSet<String>,
+    /// Sync groups with `sync_group_tracking_weight`.
+    sync_tracking_weight: std::collections::HashSet<String>,
 }
 
 #[derive(Default)]
@@ -109,16 +119,43 @@ struct RawInstance {
     old_unicast_checksum: OldUnicastChecksum,
 }
 
+/// Every keyword keepalived itself knows (see the file's header).
+const KEEPALIVED_KEYWORDS: &str = include_str!("keepalived/keywords.txt");
+
+fn keepalived_keywords() -> impl Iterator<Item = &'static str> {
+    KEEPALIVED_KEYWORDS
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+}
+
+/// keepalived skips a keyword it does not know ("Unknown keyword"), and
+/// its block with it; lbd does too, but says which of the two it is.
 fn unsupported_msg(kw: &str) -> String {
-    format!("keyword {kw} is not supported yet (ignored)")
+    if keepalived_keywords().any(|k| k == kw) {
+        return format!("keyword {kw} is not supported yet (ignored)");
+    }
+    let near = keepalived_keywords()
+        .map(|k| (strsim::levenshtein(k, kw), k))
+        .filter(|(d, _)| *d <= 2 && *d < kw.len())
+        .min();
+    match near {
+        Some((_, k)) => format!(
+            "unknown keyword {kw:?} (did you mean {k}?); ignored with its block, as keepalived does"
+        ),
+        None => format!("unknown keyword {kw:?}; ignored with its block, as keepalived does"),
+    }
 }
 
 impl Ka {
+    /// Something keepalived would repair or ignore, and lbd did the same.
     fn warn(&mut self, span: &Span, msg: impl Into<String>) {
-        self.warnings.push(Warning {
-            span: span.clone(),
-            message: msg.into(),
-        });
+        self.warnings.push(Warning::repaired(span.clone(), msg));
+    }
+
+    /// Read as written, but worth telling (a case keepalived does not know
+    /// whose default happens to be what was meant).
+    fn note(&mut self, span: &Span, msg: impl Into<String>) {
+        self.warnings.push(Warning::note(span.clone(), msg));
     }
 
     fn unsupported(&mut self, n: &Node) {
@@ -184,35 +221,38 @@ impl Ka {
         }
     }
 
+    /// A number in `min..=max`. keepalived's read_unsigned_strvec reports
+    /// a bad or out-of-range value and the keyword is ignored (its default
+    /// stays); so here: a warning and `None`.
     fn uint(&mut self, n: &Node, min: u64, max: u64, what: &str) -> Option<u64> {
         let v = self.arg1(n, what)?;
         match v.parse::<u64>() {
             Ok(x) if (min..=max).contains(&x) => Some(x),
             _ => {
-                self.errors.push(
-                    &n.span,
-                    format!(
-                        "{}: invalid value {v:?}: expected {what} ({min}..={max})",
-                        n.keyword()
-                    ),
-                );
+                self.invalid_ignored(n, v, &format!("{what} ({min}..={max})"));
                 None
             }
         }
     }
 
+    /// Seconds with up to 6 decimals (read_decimal_unsigned_strvec).
     fn secs(&mut self, n: &Node, what: &str) -> Option<Duration> {
         let v = self.arg1(n, what)?;
         match parse_decimal_secs(v) {
             Some(d) => Some(d),
-            None => {
-                self.errors.push(
-                    &n.span,
-                    format!("{}: invalid value {v:?}: expected {what}", n.keyword()),
-                );
+            _ => {
+                self.invalid_ignored(n, v, what);
                 None
             }
         }
+    }
+
+    fn invalid_ignored(&mut self, n: &Node, v: &str, expected: &str) {
+        let m = format!(
+            "{}: invalid value {v:?} (expected {expected}); ignored, as keepalived does: the default applies",
+            n.keyword()
+        );
+        self.warn(&n.span, m);
     }
 
     fn ip(&mut self, n: &Node, s: &str) -> Option<IpAddr> {
@@ -311,7 +351,17 @@ impl Ka {
                 }
             }
             "vrrp_garp_interval" | "vrrp_gna_interval" => {
-                if let Some(d) = self.secs(n, "seconds (up to 6 decimals)") {
+                let d = self.secs(n, "seconds (up to 6 decimals)");
+                // global_parser.c: the range is [0.000001, 4294.967295].
+                let d = match d {
+                    Some(d) if d.is_zero() || d > Duration::from_micros(u64::from(u32::MAX)) => {
+                        let v = n.arg(1).unwrap_or("");
+                        self.invalid_ignored(n, v, "0.000001..=4294.967295 seconds");
+                        None
+                    }
+                    d => d,
+                };
+                if let Some(d) = d {
                     if kw == "vrrp_garp_interval" {
                         self.cfg.global.garp_interval = d;
                     } else {
@@ -373,6 +423,15 @@ impl Ka {
                     let refs = self.track_script_block(c);
                     sg.track_scripts.extend(refs);
                 }
+                "sync_group_tracking_weight" => {
+                    self.sync_tracking_weight.insert(sg.name.clone());
+                }
+                // The pre-1.2 syntax listed members directly in the block;
+                // keepalived 2.x reports each as an unknown keyword.
+                m if c.block.is_none() && c.words.len() == 1 => self.warn(
+                    &c.span,
+                    format!("vrrp_sync_group {name}: unknown keyword {m:?} (ignored, as keepalived does): members go in group {{ {m} ... }}"),
+                ),
                 _ => self.unsupported(c),
             }
         }
@@ -455,12 +514,8 @@ impl Ka {
             "advert_int" => {
                 if let Some(d) = self.secs(n, "seconds, e.g. 1 or 0.5") {
                     if d.is_zero() || d > Duration::from_secs(255) {
-                        self.errors.push(
-                            &n.span,
-                            format!(
-                                "advert_int: {d:?} out of range: expected > 0 and <= 255 seconds"
-                            ),
-                        );
+                        let v = n.arg(1).unwrap_or("");
+                        self.invalid_ignored(n, v, "> 0 and <= 255 seconds");
                     } else {
                         r.advert_int = Some(d);
                     }
@@ -480,14 +535,36 @@ impl Ka {
             "preempt_delay" => {
                 if let Some(d) = self.secs(n, "seconds") {
                     if d > Duration::from_secs(MAX_PREEMPT_DELAY_SECS) {
-                        self.errors.push(
-                            &n.span,
-                            format!("preempt_delay: expected 0..={MAX_PREEMPT_DELAY_SECS} seconds"),
+                        let v = n.arg(1).unwrap_or("");
+                        self.invalid_ignored(
+                            n,
+                            v,
+                            &format!("0..={MAX_PREEMPT_DELAY_SECS} seconds"),
                         );
                     } else {
                         r.preempt_delay = Some(d);
                     }
                 }
+            }
+            "lvs_sync_daemon_interface" => {
+                let Some(ifname) = self.arg1(n, "an interface name") else {
+                    return;
+                };
+                if self.cfg.global.lvs_sync_daemon.is_some() {
+                    self.warn(&n.span, "lvs_sync_daemon_interface: the sync daemon is already specified (ignored, as keepalived does)");
+                    return;
+                }
+                self.note(&n.span, format!("lvs_sync_daemon_interface in a vrrp_instance is deprecated (keepalived 1.2.19); read as global_defs {{ lvs_sync_daemon {ifname} inst {} }}", r.name));
+                self.cfg.global.lvs_sync_daemon = Some(LvsSyncDaemon {
+                    span: n.span.clone(),
+                    interface: ifname.to_string(),
+                    instance: Some(r.name.clone()),
+                    id: None,
+                    maxlen: None,
+                    port: None,
+                    ttl: None,
+                    group: None,
+                });
             }
             "accept" => r.accept = Some(true),
             "no_accept" => r.accept = Some(false),
@@ -742,22 +819,25 @@ impl Ka {
             (Some((t, _)), Some(p)) if t == "AH" => Some(Auth::Ah(p)),
             (Some(_), Some(p)) => Some(Auth::Pass(p)),
             (Some((_, sp)), None) => {
-                self.errors.push(
+                self.warn(
                     &sp,
-                    format!("vrrp_instance {}: authentication without auth_pass", r.name),
+                    format!("vrrp_instance {}: authentication without auth_pass; ignored, as keepalived does", r.name),
                 );
                 None
             }
             (None, Some(_)) => {
                 let sp = r.auth_span.unwrap_or(r.span.clone());
-                self.errors.push(
+                self.warn(
                     &sp,
-                    format!("vrrp_instance {}: auth_pass without auth_type", r.name),
+                    format!("vrrp_instance {}: auth_pass without auth_type; no authentication, as keepalived does", r.name),
                 );
                 None
             }
         };
         let state = r.state.as_ref().map(|s| s.0);
+        if state.is_some() {
+            self.state_given.insert(r.name.clone());
+        }
         // vrrp_complete_instance: priority from state, then state from priority.
         let priority = r
             .priority
@@ -862,6 +942,7 @@ fn is_supported_instance_kw(kw: &str) -> bool {
             | "use_vmac"
             | "v3_checksum_as_v2"
             | "old_unicast_checksum"
+            | "lvs_sync_daemon_interface"
     )
 }
 

@@ -28,18 +28,35 @@ pub struct Loaded {
     pub warnings: Vec<Warning>,
 }
 
+/// How a keepalived.conf is read.
+#[derive(Clone, Debug, Default)]
+pub struct ReadOptions {
+    /// keepalived's config id (its `-i`; keepalived defaults it to the
+    /// hostname up to the first dot): selects the `@ID` lines. `None`
+    /// keeps only `@^ID` lines.
+    pub config_id: Option<String>,
+}
+
 /// Reads `path` by its extension: `.toml` is lbd's syntax, anything else
 /// keepalived.conf.
 pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
+    load_with(path, &ReadOptions::default())
+}
+
+pub fn load_with(path: &Path, opts: &ReadOptions) -> Result<Loaded, ConfigError> {
     if path.extension().is_some_and(|e| e == "toml") {
         load_toml(path)
     } else {
-        load_keepalived(path)
+        load_keepalived_with(path, opts)
     }
 }
 
 pub fn load_keepalived(path: &Path) -> Result<Loaded, ConfigError> {
-    let (config, warnings) = keepalived::read(Some(path), None, path)?;
+    load_keepalived_with(path, &ReadOptions::default())
+}
+
+pub fn load_keepalived_with(path: &Path, opts: &ReadOptions) -> Result<Loaded, ConfigError> {
+    let (config, warnings) = keepalived::read(Some(path), None, path, opts)?;
     validate(&config)?;
     Ok(Loaded { config, warnings })
 }
@@ -47,7 +64,15 @@ pub fn load_keepalived(path: &Path) -> Result<Loaded, ConfigError> {
 /// keepalived.conf text; `name` is used in spans and is the base for
 /// relative includes.
 pub fn parse_keepalived_str(text: &str, name: &Path) -> Result<Loaded, ConfigError> {
-    let (config, warnings) = keepalived::read(None, Some(text), name)?;
+    parse_keepalived_str_with(text, name, &ReadOptions::default())
+}
+
+pub fn parse_keepalived_str_with(
+    text: &str,
+    name: &Path,
+    opts: &ReadOptions,
+) -> Result<Loaded, ConfigError> {
+    let (config, warnings) = keepalived::read(None, Some(text), name, opts)?;
     validate(&config)?;
     Ok(Loaded { config, warnings })
 }

@@ -24,11 +24,46 @@ impl std::fmt::Display for Span {
 pub struct Warning {
     pub span: Span,
     pub message: String,
+    pub kind: WarningKind,
+}
+
+/// Whether the configuration still means what it says. `lbd --check` exits
+/// 0 with notes only and 5 (keepalived's `-t` status for repaired errors)
+/// once anything was repaired or ignored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum WarningKind {
+    /// Written unusually but read as written (e.g. `lb_kind nat`).
+    Note,
+    /// Something was replaced by a default, dropped or ignored.
+    #[default]
+    Repaired,
+}
+
+impl Warning {
+    pub fn repaired(span: Span, message: impl Into<String>) -> Self {
+        Warning {
+            span,
+            message: message.into(),
+            kind: WarningKind::Repaired,
+        }
+    }
+
+    pub fn note(span: Span, message: impl Into<String>) -> Self {
+        Warning {
+            span,
+            message: message.into(),
+            kind: WarningKind::Note,
+        }
+    }
 }
 
 impl std::fmt::Display for Warning {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: warning: {}", self.span, self.message)
+        let label = match self.kind {
+            WarningKind::Note => "note",
+            WarningKind::Repaired => "warning",
+        };
+        write!(f, "{}: {label}: {}", self.span, self.message)
     }
 }
 

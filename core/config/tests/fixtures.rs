@@ -120,6 +120,40 @@ fn bad_configs_fail_at_the_expected_line() {
     }
 }
 
+/// `# expect: LINE: TEXT` lines at the top of a fixture.
+fn expectations(f: &Path) -> Vec<(usize, String)> {
+    let text = std::fs::read_to_string(f).expect("read fixture");
+    let v: Vec<(usize, String)> = text
+        .lines()
+        .map_while(|l| l.strip_prefix("# expect: "))
+        .map(|spec| {
+            let (line, want) = spec.split_once(": ").expect("'<line>: <text>'");
+            (line.parse().expect("line number"), want.to_string())
+        })
+        .collect();
+    assert!(!v.is_empty(), "{}: no '# expect:' line", f.display());
+    v
+}
+
+/// Files keepalived runs only after repairing them: lbd loads them with a
+/// `Repaired` warning at each expected line, as keepalived reports one.
+#[test]
+fn repaired_configs_load_with_the_expected_warnings() {
+    for f in files(&dir("repaired")) {
+        let l = load(&f).unwrap_or_else(|e| panic!("{} should load:\n{e}", f.display()));
+        for (line, want) in expectations(&f) {
+            assert!(
+                l.warnings.iter().any(|w| w.span.line == line
+                    && w.kind == WarningKind::Repaired
+                    && w.message.contains(&want)),
+                "{}: no repair warning at line {line} with {want:?} in {:#?}",
+                f.display(),
+                l.warnings
+            );
+        }
+    }
+}
+
 #[test]
 fn keepalived_to_toml_round_trip_is_identity() {
     for f in files(&dir("good")) {

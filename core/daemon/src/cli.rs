@@ -8,10 +8,14 @@ usage: lbd [-f|--config FILE] [--check] [--api-socket PATH] [--log-level LEVEL]
 
   -f, --config FILE     keepalived.conf (any name) or lbd TOML (*.toml)
                         default: /etc/lb/lbd.toml, else /etc/keepalived/keepalived.conf
-      --check           validate the configuration, print findings, exit 0 or 1
+      --check           validate the configuration and print every finding;
+                        exit 0: loads as written, 1: refused (errors),
+                        5: loads, but only with repairs or ignored parts
       --convert         print the configuration as lbd TOML and exit
       --ipvs-status     print the kernel's IPVS table as lbd reads it
                         (the shape of `ipvsadm -Ln`) and exit
+  -i, --config-id ID    selects keepalived.conf's `@ID` lines (default: the
+                        hostname up to its first dot, as keepalived does)
       --api-socket PATH control socket (default /run/lbd/lbd.sock)
       --log-level LEVEL error|warn|info|debug|trace (default info; RUST_LOG wins)
   -D, --log-detail      same as --log-level debug (keepalived's -D)
@@ -33,6 +37,7 @@ pub struct Args {
     pub ipvs_status: bool,
     pub api_socket: PathBuf,
     pub log_level: Option<String>,
+    pub config_id: Option<String>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -50,6 +55,7 @@ pub fn parse<I: IntoIterator<Item = String>>(argv: I) -> Result<Parsed, String> 
         ipvs_status: false,
         api_socket: PathBuf::from("/run/lbd/lbd.sock"),
         log_level: None,
+        config_id: None,
     };
     let mut it = argv.into_iter();
     while let Some(a) = it.next() {
@@ -69,6 +75,7 @@ pub fn parse<I: IntoIterator<Item = String>>(argv: I) -> Result<Parsed, String> 
             "--check" | "-t" | "--config-test" => args.check = true,
             "--convert" => args.convert = true,
             "--ipvs-status" => args.ipvs_status = true,
+            "-i" | "--config-id" => args.config_id = Some(value(&flag)?),
             "--api-socket" => args.api_socket = PathBuf::from(value(&flag)?),
             "--log-level" => args.log_level = Some(value(&flag)?),
             "-D" | "--log-detail" => args.log_level = Some("debug".into()),

@@ -17,6 +17,10 @@ use std::process::ExitCode;
 use anyhow::Result;
 use tracing_subscriber::EnvFilter;
 
+/// `--check`: the configuration loads, but only after lbd repaired or
+/// ignored something (keepalived's KEEPALIVED_CHK_EXIT_CONFIG_TEST).
+const EXIT_REPAIRED: u8 = 5;
+
 fn main() -> ExitCode {
     let parsed = match cli::parse(std::env::args().skip(1)) {
         Ok(p) => p,
@@ -62,20 +66,34 @@ fn run(args: cli::Args) -> Result<ExitCode> {
         // Needs no configuration: it only reads the kernel.
         return with_runtime(lvs::print_status()).map(|_| ExitCode::SUCCESS);
     }
+    setup::set_config_id(args.config_id.as_deref());
     let path = setup::config_path(args.config.as_deref())?;
     let loaded = setup::load_config(&path)?;
     if args.check {
         for w in &loaded.warnings {
             println!("{w}");
         }
+        let repaired = loaded
+            .warnings
+            .iter()
+            .filter(|w| w.kind == lbd_config::WarningKind::Repaired)
+            .count();
         println!(
-            "{}: ok ({} vrrp instance(s), {} sync group(s), {} warning(s))",
+            "{}: {} ({} vrrp instance(s), {} sync group(s), {} virtual server(s), {} warning(s), {} repaired or ignored)",
             path.display(),
+            if repaired == 0 { "ok" } else { "loads with repairs" },
             loaded.config.instances.len(),
             loaded.config.sync_groups.len(),
-            loaded.warnings.len()
+            loaded.config.virtual_servers.len(),
+            loaded.warnings.len(),
+            repaired,
         );
-        return Ok(ExitCode::SUCCESS);
+        // keepalived -t exits 5 when it had to repair the configuration.
+        return Ok(ExitCode::from(if repaired == 0 {
+            0
+        } else {
+            EXIT_REPAIRED
+        }));
     }
     if args.convert {
         print!("{}", lbd_config::to_toml(&loaded.config));

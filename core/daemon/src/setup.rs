@@ -1,6 +1,7 @@
 //! Finding and loading the configuration.
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use anyhow::{anyhow, Result};
 
@@ -21,10 +22,28 @@ pub fn config_path(given: Option<&Path>) -> Result<PathBuf> {
     ))
 }
 
+/// The keepalived config id for `@ID` lines, fixed at start (`-i`), so a
+/// reload reads the file as the start did.
+static CONFIG_ID: OnceLock<Option<String>> = OnceLock::new();
+
+/// `given` (lbd's `-i`), else the hostname up to its first dot, as
+/// keepalived defaults it.
+pub fn set_config_id(given: Option<&str>) {
+    let id = given.map(str::to_string).or_else(|| {
+        let h = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+        let short = h.trim().split('.').next().unwrap_or("").to_string();
+        (!short.is_empty()).then_some(short)
+    });
+    let _ = CONFIG_ID.set(id);
+}
+
 /// Loads and validates; on any error nothing is applied and every finding is
 /// reported with its file:line.
 pub fn load_config(path: &Path) -> Result<lbd_config::Loaded> {
-    lbd_config::load(path).map_err(|e| anyhow!("configuration rejected:\n{e}"))
+    let opts = lbd_config::ReadOptions {
+        config_id: CONFIG_ID.get().cloned().flatten(),
+    };
+    lbd_config::load_with(path, &opts).map_err(|e| anyhow!("configuration rejected:\n{e}"))
 }
 
 /// keepalived's `script_user USER [GROUP]`: the uid and gid scripts run as.

@@ -38,8 +38,13 @@ fn text(o: &Output) -> String {
 fn check_accepts_every_good_config() {
     for p in configs("good") {
         let o = lbd(&["--check", "-f", p.to_str().expect("utf-8 path")]);
-        assert!(o.status.success(), "{}: {}", p.display(), text(&o));
-        assert!(text(&o).contains(": ok ("), "{}: {}", p.display(), text(&o));
+        // 5 exactly when something was repaired or ignored (a warning, not a note).
+        let repaired = text(&o).contains(": warning: ");
+        let want = if repaired { EXIT_REPAIRED } else { 0 };
+        assert_eq!(o.status.code(), Some(want), "{}: {}", p.display(), text(&o));
+        if want == 0 {
+            assert!(text(&o).contains(": ok ("), "{}: {}", p.display(), text(&o));
+        }
     }
 }
 
@@ -72,6 +77,63 @@ fn check_rejects_every_bad_config_with_file_and_line() {
     }
 }
 
+/// keepalived -t's status for a configuration it had to repair.
+const EXIT_REPAIRED: i32 = 5;
+
+/// Each repaired fixture's `# expect: LINE: TEXT` lines: `--check` loads
+/// it, exits 5 and prints `FILE:LINE: warning: ...TEXT...` for each.
+#[test]
+fn check_exits_5_on_every_repaired_config_and_prints_each_repair() {
+    for p in configs("repaired") {
+        let body = std::fs::read_to_string(&p).expect("reading fixture");
+        let o = lbd(&["--check", "-f", p.to_str().expect("utf-8 path")]);
+        let out = text(&o);
+        assert_eq!(
+            o.status.code(),
+            Some(EXIT_REPAIRED),
+            "{}: {out}",
+            p.display()
+        );
+        assert!(out.contains("loads with repairs"), "{}: {out}", p.display());
+        for spec in body.lines().map_while(|l| l.strip_prefix("# expect: ")) {
+            let (line, what) = spec.split_once(": ").expect("LINE: TEXT");
+            let want = format!("{}:{line}: warning: ", p.display());
+            assert!(
+                out.lines()
+                    .any(|l| l.starts_with(&want) && l.contains(what)),
+                "{}: want {want:?} with {what:?} in:\n{out}",
+                p.display()
+            );
+        }
+    }
+}
+
+/// The lower-case `lb_kind nat` of real LVS-NAT write-ups means NAT to
+/// keepalived too: a note, and `--check` exits 0.
+#[test]
+fn lower_case_nat_is_a_note_and_checks_clean() {
+    let p = configs("good")
+        .into_iter()
+        .find(|p| p.ends_with("lvs-nat-lowercase.conf"))
+        .expect("fixture");
+    let o = lbd(&["--check", "-f", p.to_str().expect("utf-8 path")]);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(
+        out.contains(&format!(
+            "{}:21: note: lb_kind nat: not a keepalived method name",
+            p.display()
+        )),
+        "{out}"
+    );
+    let c = lbd(&["--convert", "-f", p.to_str().expect("utf-8 path")]);
+    assert!(
+        String::from_utf8_lossy(&c.stdout).contains("forwarding = \"nat\""),
+        "{}",
+        text(&c)
+    );
+}
+
 #[test]
 fn unsupported_keywords_are_warnings_with_file_and_line() {
     let p = configs("good")
@@ -79,7 +141,7 @@ fn unsupported_keywords_are_warnings_with_file_and_line() {
         .find(|p| p.ends_with("unsupported-blocks.conf"))
         .expect("fixture");
     let o = lbd(&["--check", "-f", p.to_str().expect("utf-8 path")]);
-    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(EXIT_REPAIRED), "{}", text(&o));
     let out = text(&o);
     assert!(
         out.contains(&format!("{}:", p.display())) && out.contains("warning"),

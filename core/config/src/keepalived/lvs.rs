@@ -233,8 +233,10 @@ impl Ka {
                     continue;
                 }
                 o => {
-                    self.errors.push(&n.span, format!("lvs_sync_daemon: unknown option {o:?}: expected inst, id, maxlen, port, ttl or group"));
-                    return;
+                    let m = format!("lvs_sync_daemon: unknown option {o:?} (ignored, as keepalived does): expected inst, id, maxlen, port, ttl or group");
+                    self.warn(&n.span, m);
+                    i += 1;
+                    continue;
                 }
             }
             i += 2;
@@ -396,7 +398,7 @@ impl Ka {
         self.timing_kw(n, t, false)
     }
 
-    fn lb_kind(&mut self, n: &Node) -> Option<LbKind> {
+    fn lb_kind(&mut self, n: &Node, in_real_server: bool) -> Option<LbKind> {
         let kw = n.keyword();
         let Some(m) = n.arg(1) else {
             self.errors
@@ -463,10 +465,27 @@ impl Ka {
             "DR" => Some(LbKind::Dr),
             "TUN" => Some(LbKind::Tun(tun)),
             o => {
-                self.errors.push(
-                    &n.span,
-                    format!("{kw}: unknown forwarding method {o:?}: expected NAT, DR or TUN"),
-                );
+                // check_parser.c compares case-sensitively and only reports an
+                // unknown name; the method then stays unset, which
+                // check_data.c turns into NAT (or, for a real server, the
+                // virtual server's method).
+                let vs_level = kw == "lb_kind" || (kw == "lvs_method" && !in_real_server);
+                if vs_level && o.eq_ignore_ascii_case("NAT") {
+                    self.note(
+                        &n.span,
+                        format!("{kw} {o}: not a keepalived method name (case matters); using NAT, keepalived's default"),
+                    );
+                } else if vs_level {
+                    self.warn(
+                        &n.span,
+                        format!("{kw} {o}: unknown forwarding method (keepalived knows NAT, DR and TUN, case matters); using NAT, keepalived's default"),
+                    );
+                } else {
+                    self.warn(
+                        &n.span,
+                        format!("{kw} {o}: unknown forwarding method (keepalived knows NAT, DR and TUN, case matters); ignored as keepalived does: the virtual server's method applies"),
+                    );
+                }
                 None
             }
         }
@@ -510,7 +529,7 @@ impl Ka {
                 }
             }
             "lb_kind" | "lvs_method" => {
-                if let Some(k) = self.lb_kind(n) {
+                if let Some(k) = self.lb_kind(n, false) {
                     r.fwd = Some(k);
                 }
             }
@@ -647,7 +666,7 @@ impl Ka {
                         &n.span,
                         "sorry_server_lvs_method before or without sorry_server (ignored, as keepalived does)",
                     );
-                } else if let Some(k) = self.lb_kind(n) {
+                } else if let Some(k) = self.lb_kind(n, true) {
                     if let Some((_, f)) = &mut r.sorry {
                         *f = Some(k);
                     }
@@ -730,7 +749,7 @@ impl Ka {
                 }
             }
             "lvs_method" => {
-                if let Some(k) = self.lb_kind(n) {
+                if let Some(k) = self.lb_kind(n, true) {
                     r.fwd = Some(k);
                 }
             }

@@ -189,8 +189,10 @@ impl Ka {
             }
         }
         if !have_script {
-            self.errors
-                .push(&n.span, format!("vrrp_script {name}: missing script"));
+            self.warn(
+                &n.span,
+                format!("vrrp_script {name}: no script set; removed, as keepalived does"),
+            );
             return;
         }
         if self.cfg.track_scripts.iter().any(|t| t.name == s.name) {
