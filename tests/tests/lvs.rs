@@ -84,7 +84,9 @@ fn scenario(test: &str, nat: bool) {
         .map(|w| http::serve(&lab, w, &w.name, "0.0.0.0", 80))
         .collect();
     let refs: Vec<&Node> = webs.iter().collect();
-    let (kind, sched) = if nat { ("NAT", "rr") } else { ("DR", "lc") };
+    // NAT as LVS-NAT write-ups spell it (`lb_kind nat`): keepalived's
+    // default method for an unknown name, so it must still be NAT.
+    let (kind, sched) = if nat { ("nat", "rr") } else { ("DR", "lc") };
     let da = Daemon::start(&lab, Kind::Lbd, &a, &conf(150, kind, sched, &refs, nat));
     let _db = Daemon::start(&lab, Kind::Lbd, &b, &conf(100, kind, sched, &refs, nat));
 
@@ -100,6 +102,13 @@ fn scenario(test: &str, nat: bool) {
         assert!(
             text.contains(&format!("TCP  {VIP}:80 {sched}")),
             "{}: {text}",
+            n.name
+        );
+        let method = if nat { "Masq" } else { "Route" };
+        assert_eq!(
+            text.matches(method).count(),
+            webs.len(),
+            "{}: every real server must be {method}: {text}",
             n.name
         );
     }

@@ -208,17 +208,24 @@ impl Ka {
             Some(v) => match parse_bool(v) {
                 Some(b) => Some(b),
                 None => {
-                    self.errors.push(
-                        &n.span,
-                        format!(
-                            "{}: invalid value {v:?}: expected true/false, yes/no or on/off",
-                            n.keyword()
-                        ),
-                    );
+                    self.invalid_ignored(n, v, "true/false, yes/no or on/off");
                     None
                 }
             },
         }
+    }
+
+    /// A keyword keepalived 2.2 takes as a bare flag: any argument is
+    /// ignored, so `vrrp_strict no` turns strict mode on.
+    fn flag(&mut self, n: &Node) -> bool {
+        if let Some(v) = n.arg(1) {
+            if parse_bool(v) != Some(true) {
+                let kw = n.keyword();
+                let m = format!("{kw} takes no argument: keepalived ignores {v:?} and turns {kw} ON; so does lbd (remove the line to leave it off)");
+                self.warn(&n.span, m);
+            }
+        }
+        true
     }
 
     /// A number in `min..=max`. keepalived's read_unsigned_strvec reports
@@ -369,17 +376,9 @@ impl Ka {
                     }
                 }
             }
-            "vrrp_strict" => {
-                if let Some(b) = self.opt_bool(n) {
-                    self.cfg.global.strict = b;
-                }
-            }
-            "vrrp_skip_check_adv_addr" => {
-                if let Some(b) = self.opt_bool(n) {
-                    self.cfg.global.skip_check_adv_addr = b;
-                }
-            }
-            "vrrp_check_unicast_src" => self.cfg.global.check_unicast_src = true,
+            "vrrp_strict" => self.cfg.global.strict = self.flag(n),
+            "vrrp_skip_check_adv_addr" => self.cfg.global.skip_check_adv_addr = self.flag(n),
+            "vrrp_check_unicast_src" => self.cfg.global.check_unicast_src = self.flag(n),
             "v3_checksum_as_v2" => {
                 if let Some(b) = self.opt_bool(n) {
                     self.cfg.global.v3_checksum_as_v2 = b;

@@ -212,18 +212,19 @@ impl Ka {
         }
     }
 
-    /// keepalived runs the sync daemon only for a named, existing instance
-    /// (vrrp_daemon.c; vrrp.c "Unable to find vrrp instance ... clearing").
+    /// A sync daemon naming an instance that does not exist is cleared
+    /// (vrrp.c "Unable to find vrrp instance ... clearing lvs_syncd
+    /// config"); one naming none runs as master and backup, as in keepalived's
+    /// checker.
     fn repair_lvs_sync_daemon(&mut self) {
         let Some(sd) = &self.cfg.global.lvs_sync_daemon else {
             return;
         };
         let msg = match &sd.instance {
-            None => "lvs_sync_daemon names no vrrp instance (inst NAME): keepalived never starts the sync daemon then; ignored".to_string(),
             Some(i) if !self.cfg.instances.iter().any(|x| &x.name == i) => {
                 format!("lvs_sync_daemon: vrrp_instance {i:?} is not defined; the sync daemon is cleared, as keepalived does")
             }
-            Some(_) => return,
+            _ => return,
         };
         let span = sd.span.clone();
         self.cfg.global.lvs_sync_daemon = None;
