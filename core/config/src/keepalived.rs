@@ -379,6 +379,10 @@ impl Ka {
             "vrrp_strict" => self.cfg.global.strict = self.flag(n),
             "vrrp_skip_check_adv_addr" => self.cfg.global.skip_check_adv_addr = self.flag(n),
             "vrrp_check_unicast_src" => self.cfg.global.check_unicast_src = self.flag(n),
+            "dynamic_interfaces" => {
+                // keepalived 2.2's optional argument (allow_if_changes) changes nothing lbd does.
+                self.cfg.global.dynamic_interfaces = true;
+            }
             "v3_checksum_as_v2" => {
                 if let Some(b) = self.opt_bool(n) {
                     self.cfg.global.v3_checksum_as_v2 = b;
@@ -477,12 +481,13 @@ impl Ka {
                     let st = match v {
                         "MASTER" => Some(InitialState::Master),
                         "BACKUP" => Some(InitialState::Backup),
+                        // Case matters: keepalived reads `state master` as BACKUP.
                         _ => {
-                            self.errors.push(
+                            self.warn(
                                 &n.span,
-                                format!("state: invalid value {v:?}: expected MASTER or BACKUP"),
+                                format!("state {v}: unknown state (keepalived knows MASTER and BACKUP, case matters); BACKUP, as keepalived defaults it"),
                             );
-                            None
+                            Some(InitialState::Backup)
                         }
                     };
                     if let Some(st) = st {
@@ -583,7 +588,11 @@ impl Ka {
                                 r.excluded_vips.push(vip);
                             }
                         }
-                        Err(e) => self.errors.push(&l.span, format!("{kw}: {e}")),
+                        // keepalived: "VRRP parsed invalid IP ... skipping IP".
+                        Err(e) => self.warn(
+                            &l.span,
+                            format!("{kw}: {e}; the address is skipped, as keepalived does"),
+                        ),
                     }
                 }
             }
@@ -770,7 +779,7 @@ impl Ka {
                         if v == "PASS" || v == "AH" {
                             r.auth_type = Some((v.to_string(), l.span.clone()));
                         } else {
-                            self.errors.push(&l.span, format!("auth_type: unknown authentication type {v:?}: expected PASS or AH"));
+                            self.warn(&l.span, format!("auth_type {v}: unknown authentication type (keepalived knows PASS and AH, case matters); no authentication, as keepalived does"));
                         }
                     }
                 }
@@ -961,6 +970,7 @@ fn is_supported_global_kw(kw: &str) -> bool {
             | "vrrp_strict"
             | "vrrp_skip_check_adv_addr"
             | "vrrp_check_unicast_src"
+            | "dynamic_interfaces"
             | "v3_checksum_as_v2"
     )
 }

@@ -306,6 +306,7 @@ struct GlobalT {
     strict: Option<bool>,
     skip_check_adv_addr: Option<bool>,
     check_unicast_src: Option<bool>,
+    dynamic_interfaces: Option<bool>,
     lvs: Option<LvsT>,
     plugin_dirs: Option<Vec<std::path::PathBuf>>,
     plugin_memory_limit: Option<usize>,
@@ -591,6 +592,7 @@ pub(crate) fn parse(text: &str, file: &Path) -> Result<(Config, Vec<Warning>), C
     g.strict = gt.strict.unwrap_or(false);
     g.skip_check_adv_addr = gt.skip_check_adv_addr.unwrap_or(false);
     g.check_unicast_src = gt.check_unicast_src.unwrap_or(false);
+    g.dynamic_interfaces = gt.dynamic_interfaces.unwrap_or(false);
     g.plugin_dirs = gt.plugin_dirs.unwrap_or_default();
     g.plugin_memory_limit = gt.plugin_memory_limit;
     g.plugin_cpu_slice = gt.plugin_cpu_slice.map(|d| d.0);
@@ -1119,6 +1121,9 @@ pub fn to_toml(cfg: &Config) -> String {
     let _ = writeln!(o, "strict = {}", g.strict);
     let _ = writeln!(o, "skip_check_adv_addr = {}", g.skip_check_adv_addr);
     let _ = writeln!(o, "check_unicast_src = {}", g.check_unicast_src);
+    if g.dynamic_interfaces {
+        let _ = writeln!(o, "dynamic_interfaces = true");
+    }
     if !g.plugin_dirs.is_empty() {
         let dirs = g.plugin_dirs.iter().map(|d| d.display());
         let _ = writeln!(o, "plugin_dirs = {}", str_list(dirs));

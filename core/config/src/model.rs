@@ -246,6 +246,9 @@ pub struct Global {
     pub skip_check_adv_addr: bool,
     /// keepalived `vrrp_check_unicast_src`: drop unicast adverts from non-peers.
     pub check_unicast_src: bool,
+    /// keepalived `dynamic_interfaces`: an interface that does not exist
+    /// yet is tracked as down instead of refusing to start.
+    pub dynamic_interfaces: bool,
     /// keepalived `lvs_flush`: flush all of IPVS at startup (default false;
     /// lbd otherwise adopts matching entries and leaves foreign ones alone).
     pub lvs_flush: bool,
@@ -279,6 +282,7 @@ impl Default for Global {
             strict: false,
             skip_check_adv_addr: false,
             check_unicast_src: false,
+            dynamic_interfaces: false,
             lvs_flush: false,
             lvs_flush_onstop: LvsFlushOnStop::Off,
             lvs_timeouts: None,

@@ -229,10 +229,11 @@ pub(crate) fn parse_vip_words<'w>(
             }
             "scope" => {
                 let v = need(val)?;
-                vip.scope = Some(
-                    parse_scope(v)
-                        .ok_or_else(|| format!("invalid scope {v:?}: expected global, site, link, host, nowhere or 0..=255"))?,
-                );
+                // keepalived: "Invalid scope ... - ignoring", the address stays.
+                match parse_scope(v) {
+                    Some(s) => vip.scope = Some(s),
+                    None => warnings.push(format!("invalid scope {v:?} for {first} (expected global, site, link, host, nowhere or 0..=255); ignored, as keepalived does")),
+                }
                 i += 2;
             }
             "brd" | "broadcast" => {
@@ -266,9 +267,11 @@ pub(crate) fn parse_vip_words<'w>(
                 i += 1;
             }
             _ => {
-                return Err(format!(
-                    "unknown option {opt:?} for VIP {first}: expected dev, brd, scope or label"
-                ))
+                // keepalived: "Unknown configuration entry ... - ignoring", per word.
+                warnings.push(format!(
+                    "unknown option {opt:?} for VIP {first} (expected dev, brd, scope or label); ignored, as keepalived does"
+                ));
+                i += 1;
             }
         }
     }

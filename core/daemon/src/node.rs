@@ -342,6 +342,20 @@ impl Node {
             .link_by_name(&cfg.interface)
             .await
             .with_context(|| format!("interface {}", cfg.interface))?;
+        // keepalived 2.2 refuses to start on a tracked interface that does
+        // not exist ("Non-existent interface specified in configuration")
+        // unless dynamic_interfaces, where it counts as down until it appears.
+        if !g.dynamic_interfaces {
+            for t in &cfg.track_interfaces {
+                if self.nl.link_by_name(&t.name).await.is_err() {
+                    bail!(
+                        "track_interface {}: no such interface (keepalived refuses to start too; \
+                         set dynamic_interfaces to track it as down until it appears)",
+                        t.name
+                    );
+                }
+            }
+        }
         let family = if cfg.is_ipv6() {
             Family::V6
         } else {

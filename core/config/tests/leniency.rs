@@ -1,0 +1,231 @@
+//! One test per leniency decision in core/config/KEEPALIVED.md that no
+//! fixture pins down: the model keepalived would run, and a `Repaired`
+//! warning (or a `Note`) saying so.
+#![allow(clippy::expect_used)] // a failed expectation is the test failing
+
+use std::path::Path;
+
+use lbd_config::*;
+
+fn ka(text: &str) -> Loaded {
+    ka_with(text, &ReadOptions::default())
+}
+
+fn ka_with(text: &str, opts: &ReadOptions) -> Loaded {
+    match parse_keepalived_str_with(text, Path::new("test.conf"), opts) {
+        Ok(l) => l,
+        Err(e) => panic!("should parse:\n{e}"),
+    }
+}
+
+/// The one warning containing `what`, which must be of `kind`.
+fn warned(l: &Loaded, what: &str, kind: WarningKind) -> Warning {
+    let w: Vec<&Warning> = l
+        .warnings
+        .iter()
+        .filter(|w| w.message.contains(what))
+        .collect();
+    assert_eq!(w.len(), 1, "want one {what:?} in {:#?}", l.warnings);
+    assert_eq!(w[0].kind, kind, "{:#?}", w[0]);
+    w[0].clone()
+}
+
+fn instance(body: &str) -> String {
+    format!("vrrp_instance A {{\n interface eth0\n virtual_router_id 5\n virtual_ipaddress {{ 10.0.0.1 }}\n{body}}}\n")
+}
+
+#[test]
+fn garp_repeat_zero_becomes_one() {
+    let l = ka(&format!(
+        "global_defs {{\n vrrp_garp_master_repeat 0\n}}\n{}",
+        instance("")
+    ));
+    assert_eq!(l.config.global.garp.master_repeat, 1);
+    warned(&l, "using 1 as keepalived does", WarningKind::Repaired);
+}
+
+#[test]
+fn auth_type_without_password_is_no_authentication() {
+    let l = ka(&instance(" authentication {\n  auth_type PASS\n }\n"));
+    assert_eq!(l.config.instances[0].auth, None);
+    warned(
+        &l,
+        "authentication without auth_pass",
+        WarningKind::Repaired,
+    );
+}
+
+#[test]
+fn long_password_is_truncated_to_eight() {
+    let l = ka(&instance(
+        " authentication {\n  auth_type PASS\n  auth_pass 0123456789\n }\n",
+    ));
+    assert_eq!(
+        l.config.instances[0].auth,
+        Some(Auth::Pass("01234567".into()))
+    );
+    warned(&l, "truncated", WarningKind::Repaired);
+}
+
+#[test]
+fn vip_unknown_option_and_bad_scope_keep_the_address() {
+    let l = ka("vrrp_instance A {\n interface eth0\n virtual_router_id 5\n virtual_ipaddress {\n  10.0.0.1/24 frob\n  10.0.0.2/24 scope bogus\n }\n}\n");
+    let vips = &l.config.instances[0].vips;
+    assert_eq!(vips.len(), 2);
+    assert_eq!(vips[1].scope, None);
+    warned(&l, "unknown option \"frob\"", WarningKind::Repaired);
+    warned(&l, "invalid scope \"bogus\"", WarningKind::Repaired);
+}
+
+#[test]
+fn ipv6_vip_scope_is_dropped() {
+    let l = ka("vrrp_instance A {\n interface eth0\n virtual_router_id 5\n virtual_ipaddress {\n  2001:db8::1/64 scope link\n }\n}\n");
+    assert_eq!(l.config.instances[0].vips[0].scope, None);
+    warned(&l, "scope is not valid for IPv6", WarningKind::Repaired);
+}
+
+#[test]
+fn instance_in_two_sync_groups_stays_in_the_first() {
+    let l = ka(&format!(
+        "{}vrrp_instance B {{\n interface eth0\n virtual_router_id 6\n virtual_ipaddress {{ 10.0.0.2 }}\n}}\n\
+         vrrp_sync_group G1 {{\n group {{\n  A\n  B\n }}\n}}\nvrrp_sync_group G2 {{\n group {{\n  A\n }}\n}}\n",
+        instance("")
+    ));
+    assert_eq!(l.config.sync_groups.len(), 1);
+    assert_eq!(l.config.sync_groups[0].name, "G1");
+    warned(
+        &l,
+        "A is already in another sync group",
+        WarningKind::Repaired,
+    );
+    warned(
+        &l,
+        "vrrp_sync_group G2 has no member",
+        WarningKind::Repaired,
+    );
+}
+
+#[test]
+fn sync_group_tracking_weight_keeps_weights() {
+    let l = ka(&format!(
+        "vrrp_script chk {{\n script \"/bin/true\"\n weight 10\n}}\n{}vrrp_instance B {{\n interface eth0\n \
+         virtual_router_id 6\n virtual_ipaddress {{ 10.0.0.2 }}\n}}\n\
+         vrrp_sync_group G {{\n group {{\n  A\n  B\n }}\n sync_group_tracking_weight\n}}\n",
+        instance(" track_interface {\n  eth1 weight -20\n }\n track_script {\n  chk\n }\n")
+    ));
+    let a = &l.config.instances[0];
+    assert_eq!(a.track_interfaces[0].weight, -20);
+    assert_eq!(a.track_scripts.len(), 1);
+    assert!(l.warnings.is_empty(), "{:#?}", l.warnings);
+}
+
+#[test]
+fn address_owner_drops_weighted_tracking() {
+    let l = ka(&instance(
+        " priority 255\n track_interface {\n  eth1 weight -20\n  eth2\n }\n",
+    ));
+    let a = &l.config.instances[0];
+    assert_eq!(a.track_interfaces.len(), 1, "{:#?}", a.track_interfaces);
+    assert_eq!(a.track_interfaces[0].name, "eth2");
+    warned(&l, "it is the address owner", WarningKind::Repaired);
+}
+
+#[test]
+fn conditional_lines_follow_the_config_id() {
+    let text = "vrrp_instance A {\n interface eth0\n virtual_router_id 5\n@high priority 150\n@^high priority 50\n virtual_ipaddress { 10.0.0.1 }\n}\n";
+    let high = ka_with(
+        text,
+        &ReadOptions {
+            config_id: Some("high".into()),
+        },
+    );
+    assert_eq!(high.config.instances[0].priority, 150);
+    let other = ka_with(
+        text,
+        &ReadOptions {
+            config_id: Some("low".into()),
+        },
+    );
+    assert_eq!(other.config.instances[0].priority, 50);
+    // No config id: only the negated lines apply.
+    assert_eq!(ka(text).config.instances[0].priority, 50);
+}
+
+#[test]
+fn real_server_unknown_method_uses_the_virtual_servers() {
+    let l = ka("virtual_server 10.0.0.1 80 {\n lb_kind DR\n real_server 10.0.0.11 80 {\n  lvs_method dr\n }\n}\n");
+    assert_eq!(l.config.virtual_servers[0].real_servers[0].fwd, LbKind::Dr);
+    warned(
+        &l,
+        "the virtual server's method applies",
+        WarningKind::Repaired,
+    );
+}
+
+#[test]
+fn lvs_sync_daemon_positional_id_and_unknown_option() {
+    let l = ka(&format!(
+        "global_defs {{\n lvs_sync_daemon eth1 A 7 frob\n}}\n{}",
+        instance("")
+    ));
+    let sd = l
+        .config
+        .global
+        .lvs_sync_daemon
+        .as_ref()
+        .expect("sync daemon");
+    assert_eq!(sd.instance.as_deref(), Some("A"));
+    assert_eq!(sd.id, Some(7));
+    warned(&l, "write \"id\" before the sync id", WarningKind::Repaired);
+    warned(&l, "unknown option \"frob\"", WarningKind::Repaired);
+}
+
+#[test]
+fn deprecated_lvs_sync_daemon_interface_is_a_note() {
+    let l = ka(&instance(" lvs_sync_daemon_interface eth1\n"));
+    let sd = l
+        .config
+        .global
+        .lvs_sync_daemon
+        .as_ref()
+        .expect("sync daemon");
+    assert_eq!(
+        (sd.interface.as_str(), sd.instance.as_deref()),
+        ("eth1", Some("A"))
+    );
+    warned(&l, "is deprecated", WarningKind::Note);
+}
+
+#[test]
+fn nopreempt_with_owner_priority_is_cleared() {
+    let l = ka(&instance(" priority 255\n nopreempt\n"));
+    assert!(l.config.instances[0].preempt);
+    warned(
+        &l,
+        "nopreempt is incompatible with priority 255",
+        WarningKind::Repaired,
+    );
+}
+
+#[test]
+fn unknown_keywords_are_told_apart_from_unimplemented_ones() {
+    let l = ka(&format!(
+        "{}smtp_alert\npriorty 100\nfrobnicate 1\n",
+        instance("")
+    ));
+    warned(
+        &l,
+        "keyword smtp_alert is not supported yet",
+        WarningKind::Repaired,
+    );
+    warned(
+        &l,
+        "unknown keyword \"priorty\" (did you mean priority?)",
+        WarningKind::Repaired,
+    );
+    warned(
+        &l,
+        "unknown keyword \"frobnicate\"; ignored",
+        WarningKind::Repaired,
+    );
+}
