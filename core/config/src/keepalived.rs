@@ -159,7 +159,11 @@ impl Ka {
     }
 
     fn unsupported(&mut self, n: &Node) {
-        let m = unsupported_msg(n.keyword());
+        let mut m = unsupported_msg(n.keyword());
+        if n.block.is_some() && !keepalived_keywords().any(|k| k == n.keyword()) {
+            // See KEEPALIVED.md "Where lbd knowingly differs".
+            m.push_str(" (keepalived 2.2 would instead read the block's lines one level up and end the enclosing block at its '}': fix the name)");
+        }
         self.warn(&n.span, m);
     }
 

@@ -229,3 +229,23 @@ fn unknown_keywords_are_told_apart_from_unimplemented_ones() {
         WarningKind::Repaired,
     );
 }
+
+#[test]
+fn virtual_server_without_real_servers_is_ignored() {
+    let l = ka("virtual_server 10.0.0.1 80 {\n protocol TCP\n lb_algo rr\n}\n");
+    assert!(l.config.virtual_servers.is_empty());
+    warned(&l, "has no real servers", WarningKind::Repaired);
+}
+
+#[test]
+fn unknown_block_says_how_keepalived_misreads_it() {
+    let l = ka(&instance(
+        " virtual_ipaddres {\n  10.0.0.9\n }\n priority 50\n",
+    ));
+    assert_eq!(l.config.instances[0].priority, 50);
+    warned(
+        &l,
+        "end the enclosing block at its '}'",
+        WarningKind::Repaired,
+    );
+}

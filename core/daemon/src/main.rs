@@ -70,15 +70,19 @@ fn run(args: cli::Args) -> Result<ExitCode> {
     let path = setup::config_path(args.config.as_deref())?;
     let loaded = setup::load_config(&path)?;
     if args.check {
+        // write! rather than println!: a closed pipe (`lbd --check | head`) is not a panic.
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
         for w in &loaded.warnings {
-            println!("{w}");
+            let _ = writeln!(out, "{w}");
         }
         let repaired = loaded
             .warnings
             .iter()
             .filter(|w| w.kind == lbd_config::WarningKind::Repaired)
             .count();
-        println!(
+        let _ = writeln!(
+            out,
             "{}: {} ({} vrrp instance(s), {} sync group(s), {} virtual server(s), {} warning(s), {} repaired or ignored)",
             path.display(),
             if repaired == 0 { "ok" } else { "loads with repairs" },
@@ -96,7 +100,12 @@ fn run(args: cli::Args) -> Result<ExitCode> {
         }));
     }
     if args.convert {
-        print!("{}", lbd_config::to_toml(&loaded.config));
+        use std::io::Write;
+        let _ = write!(
+            std::io::stdout().lock(),
+            "{}",
+            lbd_config::to_toml(&loaded.config)
+        );
         return Ok(ExitCode::SUCCESS);
     }
     for w in &loaded.warnings {

@@ -360,8 +360,7 @@ impl Ka {
                 self.no_block(n);
                 if let Some(d) = self.secs(n, "seconds (up to 6 decimals)") {
                     if d.is_zero() && matches!(kw, "connect_timeout" | "delay_loop") {
-                        self.errors
-                            .push(&n.span, format!("{kw}: must be greater than 0"));
+                        self.invalid_ignored(n, "0", "more than 0 seconds");
                         return true;
                     }
                     let slot = match kw {
@@ -504,7 +503,14 @@ impl Ka {
             "real_server" => self.real_server(n, r),
             "lb_algo" | "lvs_sched" => {
                 if let Some(v) = self.arg1(n, "a scheduler name") {
-                    r.vs.scheduler = v.to_string();
+                    // check_parser.c knows a fixed, case-sensitive list;
+                    // anything else is ignored and wlc applies.
+                    if SCHEDULERS.contains(&v) {
+                        r.vs.scheduler = v.to_string();
+                    } else {
+                        let m = format!("{kw} {v}: unknown scheduler (keepalived knows {}, case matters); ignored, as keepalived does", SCHEDULERS.join(" "));
+                        self.warn(&n.span, m);
+                    }
                 }
             }
             "flag-1" => vs.sched_flags.flag_1 = true,
@@ -696,8 +702,16 @@ impl Ka {
 
     fn real_server(&mut self, n: &Node, r: &mut RawVs) {
         let Some(a) = self.arg1_or_2(n) else { return };
-        let Some(ip) = self.ip(n, a) else { return };
-        let Some(port) = self.port_word(n, 2) else {
+        // check_data.c: "Invalid real server ip address/port - skipping".
+        let (Ok(ip), Some(port)) = (
+            parse_ip(a, "real_server"),
+            n.arg(2).map_or(Some(0), |p| p.parse::<u16>().ok()),
+        ) else {
+            let m = format!(
+                "real_server {}: invalid address or port; the real server is skipped, as keepalived does",
+                n.words[1..].join(" ")
+            );
+            self.warn(&n.span, m);
             return;
         };
         let mut rr = RawRs {
@@ -794,6 +808,10 @@ impl Ka {
         }
         vs.fwd = r.fwd.unwrap_or(LbKind::Nat);
         if vs.scheduler.is_empty() {
+            self.warn(
+                &sp,
+                format!("{what}: no scheduler set; using wlc, keepalived's default"),
+            );
             vs.scheduler = "wlc".into();
         }
         let fwmark = match &vs.target {

@@ -17,6 +17,52 @@ impl Ka {
         self.repair_instances();
         self.sync_group_weights();
         self.repair_lvs_sync_daemon();
+        self.repair_virtual_servers();
+    }
+
+    /// check_data.c: a repeated real server is removed ("is duplicated -
+    /// removing second rs"); a service naming an undefined group is
+    /// ignored at start. keepalived keeps a repeated service silently, but
+    /// the kernel refuses the second: lbd keeps the first and says so.
+    fn repair_virtual_servers(&mut self) {
+        let groups: HashSet<String> = self
+            .cfg
+            .virtual_server_groups
+            .iter()
+            .map(|g| g.name.clone())
+            .collect();
+        let mut notes = Vec::new();
+        let mut seen = HashSet::new();
+        self.cfg.virtual_servers.retain_mut(|v| {
+            let what = match &v.target {
+                VsTarget::Addr { ip, port } => format!("virtual_server {ip} {port}"),
+                VsTarget::Fwmark(m) => format!("virtual_server fwmark {m}"),
+                VsTarget::Group(n) => format!("virtual_server group {n}"),
+            };
+            if let VsTarget::Group(g) = &v.target {
+                if !groups.contains(g) {
+                    notes.push((v.span.clone(), format!("{what}: virtual_server_group {g:?} is not defined; the service is ignored, as keepalived does")));
+                    return false;
+                }
+            }
+            let fwmark = matches!(v.target, VsTarget::Fwmark(_));
+            if !seen.insert((v.target.clone(), (!fwmark).then_some(v.protocol))) {
+                notes.push((v.span.clone(), format!("{what} is defined twice; the repeat is ignored (the kernel holds one)")));
+                return false;
+            }
+            let mut rs_seen = HashSet::new();
+            v.real_servers.retain(|r| {
+                let first = rs_seen.insert((r.ip, r.port));
+                if !first {
+                    notes.push((r.span.clone(), format!("{what}: real server {} {} is listed twice; the repeat is removed, as keepalived does", r.ip, r.port)));
+                }
+                first
+            });
+            true
+        });
+        for (span, m) in notes {
+            self.warn(&span, m);
+        }
     }
 
     /// keepalived: "track script X not found, ignoring...".

@@ -392,6 +392,10 @@ impl Ka {
                     .and_then(|v| v.parse::<u16>().ok())
                     .map(|p| ("connect_port".to_string(), json!(p))),
                 (_, "nb_get_retry") => {
+                    self.note(
+                        &l.span,
+                        "nb_get_retry is deprecated (keepalived: \"please use 'retry'\"); read as retry",
+                    );
                     if let Some(v) = self.uint(l, 1, u64::from(u32::MAX), "a count") {
                         c.timing.retry = Some(v as u32);
                     }
@@ -442,7 +446,12 @@ impl Ka {
             c.options.insert("urls".into(), Value::Array(urls));
         }
         if plugin == "exec" && !c.options.contains_key("argv") {
-            self.errors.push(&n.span, "MISC_CHECK: missing misc_path");
+            self.warn(&n.span, "MISC_CHECK without misc_path: the checker is skipped, as keepalived does (\"No script path has been specified\")");
+            return None;
+        }
+        if matches!(plugin, "http_get" | "https_get") && !c.options.contains_key("urls") {
+            // keepalived 2.4 ignores such a checker; 2.2.7 crashes its checker process.
+            self.warn(&n.span, format!("{kw} without a url block: the checker is skipped, as keepalived does (\"has no urls specified - ignoring\")"));
             return None;
         }
         Some(c)
