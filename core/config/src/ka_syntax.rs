@@ -379,7 +379,8 @@ fn decomment(raw: &str) -> (String, bool, bool) {
     (trimmed, cont, quote)
 }
 
-/// Splits on blanks and braces; double quotes group (and are removed).
+/// Splits on blanks and braces; double quotes group (and are removed),
+/// `\"` and `\\` inside them stand for `"` and `\`.
 fn tokenize(line: &str) -> Vec<Token> {
     let mut toks = Vec::new();
     let mut cur = String::new();
@@ -394,12 +395,16 @@ fn tokenize(line: &str) -> Vec<Token> {
         }
         *quoted = false;
     };
-    for c in line.chars() {
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
         if in_quote {
-            if c == '"' {
-                in_quote = false;
-            } else {
-                cur.push(c);
+            match c {
+                '"' => in_quote = false,
+                // keepalived re-reads script strings with escapes
+                // (alloc_strvec_quoted_escaped): `"/bin/echo \"a b\" c"`
+                // is the command line `/bin/echo "a b" c`.
+                '\\' if matches!(chars.peek(), Some('"' | '\\')) => cur.extend(chars.next()),
+                c => cur.push(c),
             }
             continue;
         }

@@ -249,3 +249,20 @@ fn unknown_block_says_how_keepalived_misreads_it() {
         WarningKind::Repaired,
     );
 }
+
+/// keepalived re-reads a script string with escapes: three argv words.
+#[test]
+fn escaped_quotes_in_a_notify_string() {
+    let l = ka(&instance(" notify \"/bin/echo \\\"a b\\\" c\"\n"));
+    let h = l
+        .config
+        .notify_hooks
+        .iter()
+        .find(|h| h.plugin == "exec")
+        .expect("exec hook");
+    let script = h.options["script"].as_str().expect("script");
+    assert_eq!(
+        split_words(script).expect("words"),
+        vec!["/bin/echo", "a b", "c"]
+    );
+}
