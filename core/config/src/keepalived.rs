@@ -12,6 +12,7 @@ use crate::ka_syntax::{Node, Reader};
 use crate::model::*;
 use crate::values::*;
 
+mod checkers;
 mod lvs;
 mod scripts;
 pub(crate) use lvs::DEFAULT_PERSISTENCE;
@@ -49,6 +50,7 @@ pub(crate) fn read(
         raw: Vec::new(),
         raw_vs: Vec::new(),
         fifo_hooks: Vec::new(),
+        track_files: Vec::new(),
     };
     for n in &nodes {
         k.top(n);
@@ -74,6 +76,8 @@ struct Ka {
     raw_vs: Vec<lvs::RawVs>,
     /// notify FIFO keyword stem -> its hook in `cfg.notify_hooks`.
     fifo_hooks: Vec<(String, usize)>,
+    /// Top-level `track_file` blocks, for the FILE_CHECKs below them.
+    track_files: Vec<checkers::TrackFile>,
 }
 
 #[derive(Default)]
@@ -239,6 +243,7 @@ impl Ka {
             "virtual_server_group" => self.virtual_server_group(n),
             "virtual_server" => self.virtual_server(n),
             "vrrp_script" => self.vrrp_script(n),
+            "track_file" | "vrrp_track_file" => self.track_file(n),
             _ => self.unsupported(n),
         }
     }

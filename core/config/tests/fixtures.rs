@@ -152,6 +152,7 @@ fn toml_twins_match_keepalived() {
         ),
         ("v3-ipv4-ipv6.conf", "v3-ipv4-ipv6.toml"),
         ("lvs-nat-http-get.conf", "lvs-nat-http-get.toml"),
+        ("lvs-l4-checks.conf", "lvs-l4-checks.toml"),
     ] {
         let a = load(&dir("good").join(conf)).expect("conf loads");
         let b = load(&dir("good").join(toml)).expect("toml loads");

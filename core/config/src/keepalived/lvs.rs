@@ -712,9 +712,8 @@ impl Ka {
     fn rs_kw(&mut self, n: &Node, r: &mut RawRs) {
         let kw = n.keyword();
         if CHECKER_KINDS.contains(&kw) {
-            if let Some(c) = self.checker(n) {
-                r.rs.checks.push(c);
-            }
+            let checks = self.checker(n);
+            r.rs.checks.extend(checks);
             return;
         }
         if self.timing_kw(n, &mut r.rs.check, false) {

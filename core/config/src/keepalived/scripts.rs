@@ -349,9 +349,10 @@ impl Ka {
         true
     }
 
-    /// A checker block of a real server; None (with a warning) for kinds
-    /// lbd has no plugin for.
-    pub(super) fn checker(&mut self, n: &Node) -> Option<CheckSpec> {
+    /// A checker block of a real server: its checks (an SMTP_CHECK with
+    /// `host` blocks makes several); none, with a warning, for kinds lbd
+    /// has no plugin for.
+    pub(super) fn checker(&mut self, n: &Node) -> Vec<CheckSpec> {
         let kw = n.keyword();
         let plugin = match kw {
             "HTTP_GET" => "http_get",
@@ -359,14 +360,10 @@ impl Ka {
             "TCP_CHECK" => "tcp",
             "MISC_CHECK" => "exec",
             "DNS_CHECK" => "dns",
+            "SMTP_CHECK" | "UDP_CHECK" | "PING_CHECK" | "FILE_CHECK" => return self.l4_checker(n),
             _ => {
-                self.warn(
-                    &n.span,
-                    format!(
-                        "{kw} is not supported yet: the real server is treated as having no check"
-                    ),
-                );
-                return None;
+                self.warn(&n.span, unsupported_checker_msg(kw));
+                return Vec::new();
             }
         };
         let mut c = CheckSpec {
@@ -384,6 +381,10 @@ impl Ka {
             let one = |key: &str| l.arg(1).map(|v| (key.to_string(), json!(v)));
             let set = match (plugin, k) {
                 (_, "connect_ip") => one("connect_ip"),
+                ("tcp", "bind_port") => l
+                    .arg(1)
+                    .and_then(|v| v.parse::<u16>().ok())
+                    .map(|p| ("bind_port".to_string(), json!(p))),
                 (_, "bindto") => one("bind_ip"),
                 (_, "connect_port") => l
                     .arg(1)
@@ -441,9 +442,9 @@ impl Ka {
         }
         if plugin == "exec" && !c.options.contains_key("argv") {
             self.errors.push(&n.span, "MISC_CHECK: missing misc_path");
-            return None;
+            return Vec::new();
         }
-        Some(c)
+        vec![c]
     }
 
     /// `url { path P; status_code 200-299; digest D; regex R; regex_no_match }`.
@@ -478,6 +479,12 @@ impl Ka {
         }
         Some(Value::Object(u))
     }
+}
+
+/// The warning for a checker kind lbd does not run: what it means for the
+/// real server.
+pub(crate) fn unsupported_checker_msg(kw: &str) -> String {
+    format!("{kw} is not supported yet: the check is not run and the real server is treated as up")
 }
 
 /// keepalived's `user USER [GROUP]` as the exec plugin's `user` option.
