@@ -78,6 +78,13 @@ fn run(args: cli::Args) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if args.convert {
+        // The TOML keeps them as comments; the operator hears of them here.
+        for s in &loaded.config.skipped_checks {
+            eprintln!(
+                "lbd: {}: warning: {} is not converted (lbd does not run it): the real server is treated as up",
+                s.span, s.kind
+            );
+        }
         print!("{}", lbd_config::to_toml(&loaded.config));
         return Ok(ExitCode::SUCCESS);
     }

@@ -713,6 +713,13 @@ impl Ka {
         let kw = n.keyword();
         if CHECKER_KINDS.contains(&kw) {
             let checks = self.checker(n);
+            if checks.is_empty() && !super::scripts::is_run_checker(kw) {
+                self.cfg.skipped_checks.push(SkippedCheck {
+                    span: n.span.clone(),
+                    kind: kw.to_string(),
+                    rs_span: r.rs.span.clone(),
+                });
+            }
             r.rs.checks.extend(checks);
             return;
         }

@@ -481,6 +481,22 @@ impl Ka {
     }
 }
 
+/// Whether lbd has a plugin for this keepalived checker kind.
+pub(crate) fn is_run_checker(kw: &str) -> bool {
+    matches!(
+        kw,
+        "HTTP_GET"
+            | "SSL_GET"
+            | "TCP_CHECK"
+            | "MISC_CHECK"
+            | "DNS_CHECK"
+            | "SMTP_CHECK"
+            | "UDP_CHECK"
+            | "PING_CHECK"
+            | "FILE_CHECK"
+    )
+}
+
 /// The warning for a checker kind lbd does not run: what it means for the
 /// real server.
 pub(crate) fn unsupported_checker_msg(kw: &str) -> String {
