@@ -10,7 +10,7 @@ say() { printf '\n== %s\n' "$*"; }
 need_root() { [ "$(id -u)" = 0 ] || die "$1 needs root (network namespaces, raw sockets)"; }
 
 # Debian packages the lab and tests use; installed only when missing.
-APT_PKGS=(keepalived tshark iproute2 iputils-ping tcpdump python3 curl nftables procps haproxy psmisc dnsmasq-base)
+APT_PKGS=(keepalived tshark iproute2 iputils-ping tcpdump python3 curl nftables procps haproxy psmisc dnsmasq-base python3-aiosmtpd)
 
 install_deps() {
   local missing=()

@@ -2,7 +2,7 @@
 -- it opens within the timeout; with `send`, that text is written and, with
 -- `expect`, the first line of the reply must contain `expect`.
 --
--- Options: timeout (seconds; lbd sets it from connect_timeout), bind_ip,
+-- Options: timeout (seconds; lbd sets it from connect_timeout), bind_ip, bind_port,
 --          send (text, e.g. "PING\r\n"), expect (substring of the first line).
 
 lb.check("tcp", {
@@ -11,7 +11,7 @@ lb.check("tcp", {
     if target.port == 0 then
       return false, "no port to check: set connect_port"
     end
-    local conn, err = lb.tcp.connect(target.ip, target.port, { timeout = opt.timeout, bind = opt.bind_ip })
+    local conn, err = lb.tcp.connect(target.ip, target.port, { timeout = opt.timeout, bind = opt.bind_ip, bind_port = opt.bind_port })
     if not conn then
       return false, err
     end

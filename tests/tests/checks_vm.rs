@@ -4,7 +4,9 @@
 //! the service after its retries (or keeps weight 0 under
 //! `inhibit_on_failure`), a service below quorum switches to its sorry
 //! server, and everything returns when the backend does. The real-server
-//! notify scripts see DOWN then UP.
+//! notify scripts see DOWN then UP. A FILE_CHECK on a `track_file` takes a
+//! server out while the file says so, and a PING_CHECK drops a server
+//! whose address nobody answers.
 #![cfg(feature = "vm")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -85,6 +87,24 @@ fn http_checks_remove_inhibit_and_switch_to_sorry_server() {
          vrrp_instance VI_1 {{\n  interface eth0\n  virtual_router_id 81\n  priority 255\n  \
          advert_int 1\n  virtual_ipaddress {{\n    {VIP}/24\n  }}\n}}\n"
     );
+    // :83: web1 and web2 each behind a track_file (weight 0: non-zero is
+    // down) and a ping; a third server is an address nobody has.
+    let maint = [lab.path("maint-web1"), lab.path("maint-web2")];
+    for (i, m) in maint.iter().enumerate() {
+        std::fs::write(m, "0\n").unwrap();
+        conf += &format!(
+            "track_file maint{i} {{\n  file \"{}\"\n  weight 0\n}}\n",
+            m.display()
+        );
+    }
+    let ghost = "10.0.1.250".to_string();
+    let l4 = |ip: &str, extra: &str| {
+        format!(
+            "  real_server {ip} 80 {{\n    weight 1\n{extra}    PING_CHECK {{\n      \
+             connect_timeout 1\n      retry 1\n      delay_before_retry 1\n    }}\n  }}\n"
+        )
+    };
+    let file = |i: usize| format!("    FILE_CHECK {{\n      track_file maint{i}\n    }}\n");
     let vs = |port: u16, body: String| {
         format!(
             "virtual_server {VIP} {port} {{\n  delay_loop 1\n  lb_algo rr\n  lb_kind NAT\n  \
@@ -109,12 +129,14 @@ fn http_checks_remove_inhibit_and_switch_to_sorry_server() {
             rs(&w2, "")
         ),
     );
+    conf += &vs(83, l4(&w1, &file(0)) + &l4(&w2, &file(1)) + &l4(&ghost, ""));
     let d = Daemon::start(&lab, Kind::Lbd, &a, &conf);
     let both = vec![(format!("{w1}:80"), 1), (format!("{w2}:80"), 1)];
     assert!(
         wait_until(Duration::from_secs(60), || dests(&lab, &a, 80) == both
             && dests(&lab, &a, 81) == both
-            && dests(&lab, &a, 82) == both),
+            && dests(&lab, &a, 82) == both
+            && dests(&lab, &a, 83) == both),
         "services not in place: {}\n{}",
         ipvs(&lab, &a),
         d.log()
@@ -180,6 +202,31 @@ fn http_checks_remove_inhibit_and_switch_to_sorry_server() {
             && dests(&lab, &a, 81) == both
             && dests(&lab, &a, 82) == both),
         "after web1 returned: {}\n{}",
+        ipvs(&lab, &a),
+        d.log()
+    );
+    assert!(
+        d.log()
+            .contains(&format!("real server {ghost}:80 of {VIP}:83 is down")),
+        "the unanswered ping: {}",
+        d.log()
+    );
+
+    // web2's maintenance file says 1: it leaves :83 (only there), and
+    // returns when the file says 0 again.
+    std::fs::write(&maint[1], "1\n").unwrap();
+    let only1 = vec![(format!("{w1}:80"), 1)];
+    assert!(
+        wait_until(Duration::from_secs(30), || dests(&lab, &a, 83) == only1
+            && dests(&lab, &a, 80) == both),
+        "after maint-web2 = 1: {}\n{}",
+        ipvs(&lab, &a),
+        d.log()
+    );
+    std::fs::write(&maint[1], "0\n").unwrap();
+    assert!(
+        wait_until(Duration::from_secs(30), || dests(&lab, &a, 83) == both),
+        "after maint-web2 = 0: {}\n{}",
         ipvs(&lab, &a),
         d.log()
     );

@@ -12,6 +12,7 @@ use crate::ka_syntax::{Node, Reader};
 use crate::model::*;
 use crate::values::*;
 
+mod checkers;
 mod lvs;
 mod repair;
 mod scripts;
@@ -54,6 +55,7 @@ pub(crate) fn read(
         fifo_hooks: Vec::new(),
         state_given: Default::default(),
         sync_tracking_weight: Default::default(),
+        track_files: Vec::new(),
     };
     for n in &nodes {
         k.top(n);
@@ -84,6 +86,8 @@ struct Ka {
     state_given: std::collections::HashSet<String>,
     /// Sync groups with `sync_group_tracking_weight`.
     sync_tracking_weight: std::collections::HashSet<String>,
+    /// Top-level `track_file` blocks, for the FILE_CHECKs below them.
+    track_files: Vec<checkers::TrackFile>,
 }
 
 #[derive(Default)]
@@ -290,6 +294,7 @@ impl Ka {
             "virtual_server_group" => self.virtual_server_group(n),
             "virtual_server" => self.virtual_server(n),
             "vrrp_script" => self.vrrp_script(n),
+            "track_file" | "vrrp_track_file" => self.track_file(n),
             _ => self.unsupported(n),
         }
     }

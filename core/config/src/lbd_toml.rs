@@ -642,6 +642,7 @@ pub(crate) fn parse(text: &str, file: &Path) -> Result<(Config, Vec<Warning>), C
         virtual_server_groups: Vec::new(),
         track_scripts: Vec::new(),
         notify_hooks: Vec::new(),
+        skipped_checks: Vec::new(),
     };
     for t in f.track_script {
         let span = span_at(t.span().start);
@@ -1243,7 +1244,7 @@ pub fn to_toml(cfg: &Config) -> String {
         let _ = writeln!(o, "members = {}", str_list(m));
     }
     for v in &cfg.virtual_servers {
-        render_vs(&mut o, v);
+        render_vs(&mut o, cfg, v);
     }
     o
 }
@@ -1440,7 +1441,19 @@ fn render_scripts(o: &mut String, cfg: &Config) {
     }
 }
 
-fn render_vs(o: &mut String, v: &VirtualServer) {
+/// A checker the TOML cannot carry, as a comment where it stood.
+fn render_skipped(o: &mut String, cfg: &Config, rs: &RealServer) {
+    use std::fmt::Write;
+    for s in cfg.skipped_checks.iter().filter(|s| s.rs_span == rs.span) {
+        let _ = writeln!(
+            o,
+            "# {} ({}) is not converted: lbd does not run it, the real server is treated as up",
+            s.kind, s.span
+        );
+    }
+}
+
+fn render_vs(o: &mut String, cfg: &Config, v: &VirtualServer) {
     use std::fmt::Write;
     let _ = writeln!(o, "\n[[virtual_server]]");
     match &v.target {
@@ -1544,6 +1557,7 @@ fn render_vs(o: &mut String, v: &VirtualServer) {
         if let Some(c) = check_inline(&r.check) {
             let _ = writeln!(o, "check = {c}");
         }
+        render_skipped(o, cfg, r);
         for c in &r.checks {
             let _ = writeln!(o, "\n[[virtual_server.real_server.checks]]");
             let _ = writeln!(o, "plugin = {}", q(&c.plugin));

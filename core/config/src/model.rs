@@ -80,6 +80,19 @@ pub struct Config {
     pub track_scripts: Vec<TrackScript>,
     /// Notify hooks (keepalived `notify*`, `notify_fifo`, lbd `[[notify]]`).
     pub notify_hooks: Vec<NotifyHook>,
+    /// keepalived checkers lbd does not run (e.g. BFD_CHECK): kept so that
+    /// `--convert` shows them; their real servers are treated as up.
+    pub skipped_checks: Vec<SkippedCheck>,
+}
+
+/// A keepalived checker block that has no lbd plugin.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SkippedCheck {
+    pub span: Span,
+    /// The keyword, e.g. `BFD_CHECK`.
+    pub kind: String,
+    /// The real server it was in (its span tells it apart in the model).
+    pub rs_span: Span,
 }
 
 impl Config {

@@ -105,7 +105,7 @@ fn scripts_checkers_and_fifos_map_to_plugins() {
     let l = ka("global_defs {\n notify_fifo /run/ka.fifo\n notify_fifo_script /usr/bin/reader\n script_user nobody nogroup\n}\n\
 vrrp_script chk {\n script \"/bin/sh -c 'pidof haproxy'\"\n interval 2\n weight -20 reverse\n rise 2\n fall 3\n init_fail\n user haproxy nogroup\n}\n\
 vrrp_instance A {\n interface eth0\n virtual_router_id 5\n notify \"/x.sh a b\"\n track_script {\n chk weight 5\n }\n}\n\
-virtual_server 10.0.0.1 80 {\n protocol TCP\n real_server 10.0.1.1 80 {\n MISC_CHECK {\n misc_path \"/bin/check --port 80\"\n misc_timeout 3\n misc_dynamic\n user www\n }\n TCP_CHECK {\n connect_port 8080\n connect_timeout 2\n }\n SMTP_CHECK {\n }\n }\n}\n");
+virtual_server 10.0.0.1 80 {\n protocol TCP\n real_server 10.0.1.1 80 {\n MISC_CHECK {\n misc_path \"/bin/check --port 80\"\n misc_timeout 3\n misc_dynamic\n user www\n }\n TCP_CHECK {\n connect_port 8080\n connect_timeout 2\n }\n BFD_CHECK {\n name b1\n }\n }\n}\n");
     let c = &l.config;
     let t = &c.track_scripts[0];
     assert_eq!(
@@ -129,7 +129,7 @@ virtual_server 10.0.0.1 80 {\n protocol TCP\n real_server 10.0.1.1 80 {\n MISC_C
         Some(("nobody".into(), Some("nogroup".into())))
     );
     let checks = &c.virtual_servers[0].real_servers[0].checks;
-    assert_eq!(checks.len(), 2, "SMTP_CHECK is not run");
+    assert_eq!(checks.len(), 2, "BFD_CHECK is not run");
     assert_eq!(checks[0].plugin, "exec");
     assert_eq!(
         checks[0].options["argv"],
@@ -143,7 +143,9 @@ virtual_server 10.0.0.1 80 {\n protocol TCP\n real_server 10.0.1.1 80 {\n MISC_C
         checks[1].timing.connect_timeout,
         Some(std::time::Duration::from_secs(2))
     );
-    assert!(l.warnings.iter().any(|w| w.message.contains("SMTP_CHECK")));
+    assert!(l.warnings.iter().any(|w| w.message
+        == "BFD_CHECK is not supported yet: the check is not run and the real server is treated as up"
+        && w.span.line == 36));
 }
 
 #[test]
@@ -379,4 +381,232 @@ fn lvs_errors_name_the_line() {
     ] {
         let _ = parse_keepalived_str(s, Path::new("g.conf"));
     }
+}
+
+fn rs_checks(l: &Loaded, vs: usize) -> &[CheckSpec] {
+    &l.config.virtual_servers[vs].real_servers[0].checks
+}
+
+const VI: &str = "vrrp_instance A {\n interface eth0\n virtual_router_id 5\n}\n";
+
+#[test]
+fn udp_check_options_defaults_and_errors() {
+    let l = ka(&format!("{VI}virtual_server 10.0.0.1 53 {{\n protocol UDP\n real_server 10.0.1.1 53 {{\n UDP_CHECK {{\n connect_port 5353\n bindto 10.0.1.9\n bind_port 999\n payload Ab12f 3 456\n require_reply 0a Xx 1\n max_reply_length 3\n min_reply_length 9\n fwmark 7\n }}\n UDP_CHECK {{\n require_reply\n }}\n }}\n}}\n"));
+    let c = rs_checks(&l, 0);
+    assert_eq!(c[0].plugin, "udp");
+    let o = &c[0].options;
+    assert_eq!(o["connect_port"], 5353);
+    assert_eq!(o["bind_ip"], "10.0.1.9");
+    assert_eq!(o["bind_port"], 999);
+    assert_eq!(o["payload"], "ab120f034506");
+    assert_eq!(o["reply"], "0axx01");
+    assert_eq!(o["require_reply"], true);
+    assert_eq!(
+        (
+            o["min_reply_length"].as_u64(),
+            o["max_reply_length"].as_u64()
+        ),
+        (Some(9), Some(3))
+    );
+    // A bare require_reply needs a reply of any content; nothing else is set.
+    assert_eq!(c[1].options.len(), 1);
+    assert_eq!(c[1].options["require_reply"], true);
+    let w: Vec<String> = l.warnings.iter().map(|w| w.to_string()).collect();
+    assert!(
+        w.iter().any(|w| w.starts_with(
+            "test.conf:8: warning: UDP_CHECK: min_reply_length 9 > max_reply_length 3"
+        )),
+        "{w:?}"
+    );
+    assert!(
+        w.iter().any(|w| w
+            .starts_with("test.conf:16: warning: UDP_CHECK: keyword fwmark is not supported yet")),
+        "{w:?}"
+    );
+    let e = ka_err(&format!("{VI}virtual_server 10.0.0.1 53 {{\n protocol UDP\n real_server 10.0.1.1 53 {{\n UDP_CHECK {{\n payload\n max_reply_length 70000\n connect_ip nowhere\n }}\n }}\n}}\n"));
+    let s = e.to_string();
+    assert!(
+        s.contains("test.conf:9: error: UDP_CHECK payload: expected a hex string"),
+        "{s}"
+    );
+    // An invalid number or address is ignored as keepalived does (a warning).
+    assert_eq!(e.errors.len(), 1, "{s}");
+}
+
+#[test]
+fn ping_check_takes_the_common_options() {
+    let l = ka(&format!("{VI}virtual_server 10.0.0.1 80 {{\n protocol TCP\n real_server 10.0.1.1 80 {{\n PING_CHECK {{\n connect_ip fd00::9\n bindto fd00::1\n connect_timeout 2\n retry 4\n delay_before_retry 0.5\n delay_loop 3\n alpha\n connect_port 80\n }}\n }}\n}}\n"));
+    let c = &rs_checks(&l, 0)[0];
+    assert_eq!(c.plugin, "ping");
+    assert_eq!(c.options["connect_ip"], "fd00::9");
+    assert_eq!(c.options["bind_ip"], "fd00::1");
+    assert!(!c.options.contains_key("connect_port"));
+    let t = &c.timing;
+    assert_eq!(t.connect_timeout, Some(Duration::from_secs(2)));
+    assert_eq!(t.retry, Some(4));
+    assert_eq!(t.delay_before_retry, Some(Duration::from_millis(500)));
+    assert_eq!(t.delay_loop, Some(Duration::from_secs(3)));
+    assert_eq!(t.alpha, Some(true));
+    assert!(l
+        .warnings
+        .iter()
+        .any(|w| w.message.contains("connect_port has no meaning for ICMP") && w.span.line == 8));
+    // No options at all: one check with the server's address.
+    let l = ka(&format!("{VI}virtual_server 10.0.0.1 80 {{\n protocol TCP\n lb_algo rr\n real_server 10.0.1.1 80 {{\n PING_CHECK {{\n }}\n }}\n}}\n"));
+    let c = &rs_checks(&l, 0)[0];
+    assert!(c.options.is_empty() && c.timing == CheckTiming::default());
+    assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+}
+
+#[test]
+fn smtp_check_host_blocks_are_checks_of_their_own() {
+    // No connection option in the block: each host is a check (keepalived
+    // moves the first host into the block's own checker).
+    let l = ka(&format!("{VI}virtual_server 10.0.0.1 25 {{\n protocol TCP\n real_server 10.0.1.1 25 {{\n SMTP_CHECK {{\n helo_name \"lb.example\"\n delay_loop 9\n host {{\n connect_ip 10.0.1.2\n connect_port 2525\n connect_timeout 3\n retry 5\n }}\n host {{\n bindto 10.0.0.9\n bind_port 2000\n }}\n }}\n }}\n}}\n"));
+    let c = rs_checks(&l, 0);
+    assert_eq!(c.len(), 2);
+    assert!(c
+        .iter()
+        .all(|c| c.plugin == "smtp" && c.options["helo_name"] == "lb.example"));
+    assert!(c
+        .iter()
+        .all(|c| c.timing.delay_loop == Some(Duration::from_secs(9))));
+    assert_eq!(c[0].options["connect_ip"], "10.0.1.2");
+    assert_eq!(c[0].options["connect_port"], 2525);
+    assert_eq!(c[0].timing.connect_timeout, Some(Duration::from_secs(3)));
+    assert_eq!(c[0].span.line, 11);
+    assert_eq!(c[1].options["bind_ip"], "10.0.0.9");
+    assert_eq!(c[1].options["bind_port"], 2000);
+    assert!(!c[1].options.contains_key("connect_ip"));
+    assert_eq!(c[1].timing.connect_timeout, None);
+    let w: Vec<String> = l.warnings.iter().map(|w| w.to_string()).collect();
+    assert!(
+        w.iter()
+            .any(|w| w.starts_with("test.conf:15: warning: SMTP_CHECK host: retry is ignored")),
+        "{w:?}"
+    );
+    assert!(
+        w.iter()
+            .any(|w| w.starts_with("test.conf:8: warning: SMTP_CHECK: host blocks are deprecated")),
+        "{w:?}"
+    );
+    // With a connection option of its own, the block is one more check.
+    let l = ka(&format!("{VI}virtual_server 10.0.0.1 25 {{\n protocol TCP\n real_server 10.0.1.1 25 {{\n SMTP_CHECK {{\n connect_timeout 2\n host {{\n connect_ip 10.0.1.2\n }}\n }}\n SMTP_CHECK {{\n }}\n }}\n}}\n"));
+    let c = rs_checks(&l, 0);
+    assert_eq!(c.len(), 3);
+    assert_eq!(c[0].timing.connect_timeout, Some(Duration::from_secs(2)));
+    assert!(!c[0].options.contains_key("connect_ip"));
+    assert_eq!(c[1].options["connect_ip"], "10.0.1.2");
+    assert_eq!(
+        c[1].timing.connect_timeout, None,
+        "a host has its own timeout only"
+    );
+    assert!(c[2].options.is_empty(), "helo_name defaults in the plugin");
+    let e = ka_err(&format!("{VI}virtual_server 10.0.0.1 25 {{\n protocol TCP\n real_server 10.0.1.1 25 {{\n SMTP_CHECK {{\n helo_name\n host\n }}\n }}\n}}\n"));
+    let s = e.to_string();
+    assert!(
+        s.contains("test.conf:9: error: SMTP_CHECK helo_name: expected a name"),
+        "{s}"
+    );
+    assert!(
+        s.contains("test.conf:10: error: host: expected a '{' block"),
+        "{s}"
+    );
+}
+
+#[test]
+fn file_check_takes_track_file_weight_semantics() {
+    let l = ka(&format!("{VI}track_file maint {{\n file /run/maint\n weight -3 reverse\n init_file 0\n}}\nvrrp_track_file old {{\n file /run/old\n}}\n\
+virtual_server 10.0.0.1 80 {{\n protocol TCP\n delay_loop 30\n real_server 10.0.1.1 80 {{\n weight 4\n FILE_CHECK {{\n track_file maint\n }}\n FILE_CHECK {{\n track_file maint\n weight 7\n }}\n FILE_CHECK {{\n track_file old\n weight -2 reverse\n retry 3\n }}\n }}\n}}\n"));
+    let c = rs_checks(&l, 0);
+    assert_eq!(c.len(), 3);
+    assert!(c.iter().all(|c| c.plugin == "file"));
+    let o = |i: usize| {
+        (
+            c[i].options["path"].clone(),
+            c[i].options["weight"].as_i64(),
+            c[i].options["reverse"].as_bool(),
+        )
+    };
+    assert_eq!(
+        o(0),
+        (serde_json::json!("/run/maint"), Some(-3), Some(true))
+    );
+    // A FILE_CHECK weight replaces the track_file's, reverse included.
+    assert_eq!(
+        o(1),
+        (serde_json::json!("/run/maint"), Some(7), Some(false))
+    );
+    assert_eq!(o(2), (serde_json::json!("/run/old"), Some(-2), Some(true)));
+    let t = &c[0].timing;
+    assert_eq!(
+        t.delay_loop,
+        Some(Duration::from_secs(1)),
+        "polled every second, whatever delay_loop"
+    );
+    assert_eq!(
+        (t.retry, t.warmup, t.alpha),
+        (Some(0), Some(Duration::ZERO), Some(false))
+    );
+    let w: Vec<String> = l.warnings.iter().map(|w| w.to_string()).collect();
+    assert!(
+        w.iter().any(|w| w.starts_with(
+            "test.conf:8: warning: track_file maint: keyword init_file is not supported yet"
+        )),
+        "{w:?}"
+    );
+    assert!(
+        w.iter()
+            .any(|w| w.starts_with("test.conf:10: warning: vrrp_track_file is deprecated")),
+        "{w:?}"
+    );
+    assert!(
+        w.iter().any(|w| w
+            .starts_with("test.conf:28: warning: FILE_CHECK: keyword retry is not supported yet")),
+        "{w:?}"
+    );
+    // keepalived's corrections: a track_file weight beyond ±254 is 1, a
+    // track_file without a file is dropped.
+    let l = ka(&format!("{VI}track_file big {{\n file /run/big\n weight 300\n}}\ntrack_file none {{\n weight 2\n}}\nvirtual_server 10.0.0.1 80 {{\n protocol TCP\n real_server 10.0.1.1 80 {{\n FILE_CHECK {{\n track_file big\n }}\n }}\n}}\n"));
+    assert_eq!(rs_checks(&l, 0)[0].options["weight"], 1);
+    assert!(l
+        .warnings
+        .iter()
+        .any(|w| w.message.contains("weight \"300\" must be -254..=254") && w.span.line == 7));
+    assert!(l
+        .warnings
+        .iter()
+        .any(|w| w.message.contains("track_file none has no file") && w.span.line == 9));
+    // keepalived ignores a FILE_CHECK without a usable track_file (warnings).
+    let l = ka(&format!("{VI}virtual_server 10.0.0.1 80 {{\n protocol TCP\n lb_algo rr\n real_server 10.0.1.1 80 {{\n FILE_CHECK {{\n weight 2\n }}\n FILE_CHECK {{\n track_file none\n }}\n }}\n}}\n"));
+    assert!(rs_checks(&l, 0).is_empty());
+    let w: Vec<String> = l.warnings.iter().map(|w| w.to_string()).collect();
+    assert!(
+        w.iter()
+            .any(|m| m.starts_with("test.conf:9: warning: FILE_CHECK: no track_file given")),
+        "{w:?}"
+    );
+    assert!(
+        w.iter()
+            .any(|m| m.starts_with("test.conf:13: warning: FILE_CHECK: track_file none not found")),
+        "{w:?}"
+    );
+}
+
+#[test]
+fn new_checkers_round_trip_through_toml() {
+    let l = ka(&format!("{VI}track_file f {{\n file /run/f\n}}\nvirtual_server 10.0.0.1 25 {{\n protocol TCP\n real_server 10.0.1.1 25 {{\n SMTP_CHECK {{\n helo_name a.b\n host {{\n connect_ip 10.0.1.2\n }}\n }}\n UDP_CHECK {{\n payload 01 02\n require_reply 0x\n }}\n PING_CHECK {{\n retry 1\n }}\n FILE_CHECK {{\n track_file f\n }}\n }}\n}}\n"));
+    let text = to_toml(&l.config);
+    let back = parse_toml_str(&text, Path::new("c.toml")).expect("converted TOML loads");
+    let strip = |c: &Config| -> Vec<(String, Options, CheckTiming)> {
+        c.virtual_servers[0].real_servers[0]
+            .checks
+            .iter()
+            .map(|k| (k.plugin.clone(), k.options.clone(), k.timing.clone()))
+            .collect()
+    };
+    let got = strip(&back.config);
+    assert_eq!(got, strip(&l.config), "{text}");
+    let plugins: Vec<&str> = got.iter().map(|g| g.0.as_str()).collect();
+    assert_eq!(plugins, ["smtp", "udp", "ping", "file"]);
 }

@@ -114,6 +114,7 @@ fn target(vs: &cfg::VirtualServer, rs: &cfg::RealServer, opts: &Map<String, Valu
         ip,
         port,
         vs: Some(crate::lvs_desired::vs_name(vs)),
+        weight: Some(rs.weight),
     }
 }
 
@@ -250,6 +251,7 @@ impl ScriptJob {
             ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             port: 0,
             vs: None,
+            weight: None,
         };
         let mut check = local.checker(&self.plugin, target, self.opts.clone());
         let mut tick = tokio::time::interval(self.interval);

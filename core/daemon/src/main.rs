@@ -100,6 +100,13 @@ fn run(args: cli::Args) -> Result<ExitCode> {
         }));
     }
     if args.convert {
+        // The TOML keeps them as comments; the operator hears of them here.
+        for s in &loaded.config.skipped_checks {
+            eprintln!(
+                "lbd: {}: warning: {} is not converted (lbd does not run it): the real server is treated as up",
+                s.span, s.kind
+            );
+        }
         use std::io::Write;
         let _ = write!(
             std::io::stdout().lock(),

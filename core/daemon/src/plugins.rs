@@ -30,12 +30,24 @@ const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../../plugins/checks/exec.lua"),
     ),
     (
+        "checks/file.lua",
+        include_str!("../../../plugins/checks/file.lua"),
+    ),
+    (
         "checks/http_get.lua",
         include_str!("../../../plugins/checks/http_get.lua"),
     ),
     (
+        "checks/ping.lua",
+        include_str!("../../../plugins/checks/ping.lua"),
+    ),
+    (
         "checks/process.lua",
         include_str!("../../../plugins/checks/process.lua"),
+    ),
+    (
+        "checks/smtp.lua",
+        include_str!("../../../plugins/checks/smtp.lua"),
     ),
     (
         "checks/systemd.lua",
@@ -44,6 +56,10 @@ const BUILTIN: &[(&str, &str)] = &[
     (
         "checks/tcp.lua",
         include_str!("../../../plugins/checks/tcp.lua"),
+    ),
+    (
+        "checks/udp.lua",
+        include_str!("../../../plugins/checks/udp.lua"),
     ),
     (
         "notify/notify_exec.lua",

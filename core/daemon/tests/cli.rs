@@ -221,3 +221,40 @@ fn readme_toml_example_is_valid() {
     assert!(o.status.success(), "{}", text(&o));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A checker kind lbd does not run stays visible through `--convert`: a
+/// comment in the TOML where it stood, and a line on stderr.
+#[test]
+fn convert_keeps_unsupported_checkers_visible() {
+    let dir = std::env::temp_dir().join(format!("lbd-cli-bfd-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let conf = dir.join("bfd.conf");
+    std::fs::write(
+        &conf,
+        "vrrp_instance A {\n interface eth0\n virtual_router_id 5\n}\n\
+         virtual_server 10.0.0.1 80 {\n protocol TCP\n real_server 10.0.1.1 80 {\n \
+         BFD_CHECK {\n name b1\n }\n PING_CHECK {\n }\n }\n}\n",
+    )
+    .expect("write");
+    let o = lbd(&["--convert", "-f", conf.to_str().expect("utf-8 path")]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let err = String::from_utf8_lossy(&o.stderr);
+    let at = format!("{}:8", conf.display());
+    assert!(
+        out.contains(&format!("# BFD_CHECK ({at}) is not converted: lbd does not run it, the real server is treated as up")),
+        "{out}"
+    );
+    assert!(out.contains("plugin = \"ping\""), "{out}");
+    assert!(
+        err.contains(&format!("lbd: {at}: warning: BFD_CHECK is not converted")),
+        "{err}"
+    );
+    let c = lbd(&["--check", "-f", conf.to_str().expect("utf-8 path")]);
+    assert!(
+        text(&c).contains("BFD_CHECK is not supported yet: the check is not run and the real server is treated as up"),
+        "{}",
+        text(&c)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

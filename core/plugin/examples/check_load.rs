@@ -85,6 +85,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                         ip: IpAddr::V4(ip),
                         port: 8080,
                         vs: Some("10.77.0.100:80".into()),
+                        weight: None,
                     };
                     let mut ck = local.checker(&check, t, opts);
                     loop {

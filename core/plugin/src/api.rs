@@ -344,6 +344,28 @@ fn secs(t: &Table, key: &str, dflt: f64) -> Result<Duration> {
     Ok(Duration::from_secs_f64(v.min(86400.0)))
 }
 
+/// A source address from `bind` (IP) and `bind_port` options; a port
+/// alone binds the unspecified address of `dest`'s family.
+fn bind_addr(o: &Table, dest: &SocketAddr, what: &str) -> Result<Option<SocketAddr>> {
+    let b = o
+        .get::<Option<String>>("bind")?
+        .map(|b| ip(&b, &format!("{what} bind")))
+        .transpose()?;
+    let port = o.get::<Option<u16>>("bind_port")?.unwrap_or(0);
+    Ok(match (b, port) {
+        (None, 0) => None,
+        (Some(b), p) => Some(SocketAddr::new(b, p)),
+        (None, p) => Some(SocketAddr::new(
+            if dest.is_ipv6() {
+                IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
+            } else {
+                IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
+            },
+            p,
+        )),
+    })
+}
+
 fn ip(s: &str, what: &str) -> Result<IpAddr> {
     s.parse()
         .map_err(|_| mlua::Error::RuntimeError(format!("{what}: {s:?} is not an IP address")))
@@ -428,14 +450,12 @@ fn net(lua: &Lua, lb: &Table) -> Result<()> {
         "connect",
         lua.create_async_function(|lua, (host, port, opts): (String, u16, Option<Table>)| {
             let g = task_only(&lua, "lb.tcp.connect");
-            let parsed = (|| -> Result<(SocketAddr, Duration, Option<IpAddr>)> {
+            let parsed = (|| -> Result<(SocketAddr, Duration, Option<SocketAddr>)> {
                 let addr = SocketAddr::new(ip(&host, "lb.tcp.connect")?, port);
                 let (t, bind) = match &opts {
                     Some(o) => (
                         secs(o, "timeout", 5.0)?,
-                        o.get::<Option<String>>("bind")?
-                            .map(|b| ip(&b, "lb.tcp.connect bind"))
-                            .transpose()?,
+                        bind_addr(o, &addr, "lb.tcp.connect")?,
                     ),
                     None => (Duration::from_secs(5), None),
                 };
@@ -452,7 +472,7 @@ fn net(lua: &Lua, lb: &Table) -> Result<()> {
                             } else {
                                 tokio::net::TcpSocket::new_v6()
                             }?;
-                            s.bind(SocketAddr::new(b, 0))?;
+                            s.bind(b)?;
                             s.connect(addr).await
                         }
                         None => tokio::net::TcpStream::connect(addr).await,
@@ -475,6 +495,8 @@ fn net(lua: &Lua, lb: &Table) -> Result<()> {
         })?,
     )?;
     lb.set("tcp", tcp)?;
+    udp(lua, lb)?;
+    icmp(lua, lb)?;
 
     let http = lua.create_table()?;
     let request = lua.create_async_function(|lua, req: Table| {
@@ -612,4 +634,115 @@ fn http_request(t: &Table) -> Result<prim::http::Request> {
         },
         keepalive: t.get::<Option<bool>>("keepalive")?.unwrap_or(false),
     })
+}
+
+/// `lb.udp.request(ip, port, payload, opts)`: one datagram and its reply.
+fn udp(lua: &Lua, lb: &Table) -> Result<()> {
+    let udp = lua.create_table()?;
+    udp.set(
+        "request",
+        lua.create_async_function(
+            |lua, (host, port, payload, opts): (String, u16, mlua::LuaString, Option<Table>)| {
+                let g = task_only(&lua, "lb.udp.request");
+                let parsed = (|| -> Result<prim::udp::Request> {
+                    let dest = SocketAddr::new(ip(&host, "lb.udp.request")?, port);
+                    let mut r = prim::udp::Request {
+                        dest,
+                        payload: payload.as_bytes().to_vec(),
+                        bind: None,
+                        bind_port: 0,
+                        timeout: Duration::from_secs(5),
+                        max_reply: 65535,
+                    };
+                    if let Some(o) = &opts {
+                        r.timeout = secs(o, "timeout", 5.0)?;
+                        if let Some(b) = bind_addr(o, &dest, "lb.udp.request")? {
+                            r.bind = Some(b.ip());
+                            r.bind_port = b.port();
+                        }
+                        if let Some(m) = o.get::<Option<usize>>("max_reply")? {
+                            r.max_reply = m.min(65535);
+                        }
+                    }
+                    Ok(r)
+                })();
+                async move {
+                    g?;
+                    match prim::udp::request(parsed?).await {
+                        Ok(out) => {
+                            let t = lua.create_table()?;
+                            match out {
+                                prim::udp::Outcome::Reply { data, truncated } => {
+                                    t.set("reply", lua.create_string(&data)?)?;
+                                    t.set("truncated", truncated)?;
+                                    t.set("timed_out", false)?;
+                                }
+                                prim::udp::Outcome::Silence => {
+                                    t.set("timed_out", true)?;
+                                }
+                            }
+                            Ok(MultiValue::from_iter([Value::Table(t)]))
+                        }
+                        Err(e) => fail(&lua, e),
+                    }
+                }
+            },
+        )?,
+    )?;
+    lb.set("udp", udp)
+}
+
+/// `lb.icmp.echo(ip, opts)`: one ICMP/ICMPv6 echo and its reply.
+fn icmp(lua: &Lua, lb: &Table) -> Result<()> {
+    let icmp = lua.create_table()?;
+    icmp.set(
+        "echo",
+        lua.create_async_function(|lua, (host, opts): (String, Option<Table>)| {
+            let g = task_only(&lua, "lb.icmp.echo");
+            let parsed = (|| -> Result<prim::icmp::Echo> {
+                let mut e = prim::icmp::Echo {
+                    dest: ip(&host, "lb.icmp.echo")?,
+                    bind: None,
+                    timeout: Duration::from_secs(5),
+                    payload_len: 56,
+                    mode: prim::icmp::Mode::Auto,
+                };
+                if let Some(o) = &opts {
+                    e.timeout = secs(o, "timeout", 5.0)?;
+                    e.bind = o
+                        .get::<Option<String>>("bind")?
+                        .map(|b| ip(&b, "lb.icmp.echo bind"))
+                        .transpose()?;
+                    if let Some(n) = o.get::<Option<usize>>("size")? {
+                        // An IPv4 datagram's limit less the IP and ICMP headers.
+                        e.payload_len = n.min(65507);
+                    }
+                    e.mode = match o.get::<Option<String>>("socket")?.as_deref() {
+                        None | Some("auto") => prim::icmp::Mode::Auto,
+                        Some("datagram") => prim::icmp::Mode::Datagram,
+                        Some("raw") => prim::icmp::Mode::Raw,
+                        Some(other) => {
+                            return err(format!(
+                                "lb.icmp.echo: socket {other:?} (auto, datagram, raw)"
+                            ))
+                        }
+                    };
+                }
+                Ok(e)
+            })();
+            async move {
+                g?;
+                match prim::icmp::echo(parsed?).await {
+                    Ok(r) => {
+                        let t = lua.create_table()?;
+                        t.set("rtt", r.rtt.as_secs_f64())?;
+                        t.set("raw", r.raw)?;
+                        Ok(MultiValue::from_iter([Value::Table(t)]))
+                    }
+                    Err(e) => fail(&lua, e),
+                }
+            }
+        })?,
+    )?;
+    lb.set("icmp", icmp)
 }

@@ -68,6 +68,9 @@ pub struct Target {
     pub ip: IpAddr,
     pub port: u16,
     pub vs: Option<String>,
+    /// The real server's configured weight (`target.weight`), which a
+    /// check's returned weight replaces: FILE_CHECK adds to it.
+    pub weight: Option<u32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -831,6 +834,9 @@ impl LocalCheck {
                 t.set("ip", target.ip.to_string())?;
                 t.set("port", target.port)?;
                 t.set("family", if target.ip.is_ipv6() { "inet6" } else { "inet" })?;
+                if let Some(w) = target.weight {
+                    t.set("weight", w)?;
+                }
                 if let Some(vs) = &target.vs {
                     t.set("vs", vs.as_str())?;
                 }

@@ -44,6 +44,7 @@ fn at(port: u16) -> Target {
         ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
         port,
         vs: None,
+        weight: None,
     }
 }
 

@@ -41,6 +41,7 @@ fn target() -> Target {
         ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
         port: 80,
         vs: None,
+        weight: None,
     }
 }
 

@@ -745,9 +745,15 @@ impl Ka {
     fn rs_kw(&mut self, n: &Node, r: &mut RawRs) {
         let kw = n.keyword();
         if CHECKER_KINDS.contains(&kw) {
-            if let Some(c) = self.checker(n) {
-                r.rs.checks.push(c);
+            let checks = self.checker(n);
+            if checks.is_empty() && !super::scripts::is_run_checker(kw) {
+                self.cfg.skipped_checks.push(SkippedCheck {
+                    span: n.span.clone(),
+                    kind: kw.to_string(),
+                    rs_span: r.rs.span.clone(),
+                });
             }
+            r.rs.checks.extend(checks);
             return;
         }
         if self.timing_kw(n, &mut r.rs.check, false) {

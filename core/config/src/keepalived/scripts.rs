@@ -351,9 +351,10 @@ impl Ka {
         true
     }
 
-    /// A checker block of a real server; None (with a warning) for kinds
-    /// lbd has no plugin for.
-    pub(super) fn checker(&mut self, n: &Node) -> Option<CheckSpec> {
+    /// A checker block of a real server: its checks (an SMTP_CHECK with
+    /// `host` blocks makes several); none, with a warning, for kinds lbd
+    /// has no plugin for.
+    pub(super) fn checker(&mut self, n: &Node) -> Vec<CheckSpec> {
         let kw = n.keyword();
         let plugin = match kw {
             "HTTP_GET" => "http_get",
@@ -361,14 +362,10 @@ impl Ka {
             "TCP_CHECK" => "tcp",
             "MISC_CHECK" => "exec",
             "DNS_CHECK" => "dns",
+            "SMTP_CHECK" | "UDP_CHECK" | "PING_CHECK" | "FILE_CHECK" => return self.l4_checker(n),
             _ => {
-                self.warn(
-                    &n.span,
-                    format!(
-                        "{kw} is not supported yet: the real server is treated as having no check"
-                    ),
-                );
-                return None;
+                self.warn(&n.span, unsupported_checker_msg(kw));
+                return Vec::new();
             }
         };
         let mut c = CheckSpec {
@@ -386,6 +383,10 @@ impl Ka {
             let one = |key: &str| l.arg(1).map(|v| (key.to_string(), json!(v)));
             let set = match (plugin, k) {
                 (_, "connect_ip") => one("connect_ip"),
+                ("tcp", "bind_port") => l
+                    .arg(1)
+                    .and_then(|v| v.parse::<u16>().ok())
+                    .map(|p| ("bind_port".to_string(), json!(p))),
                 (_, "bindto") => one("bind_ip"),
                 (_, "connect_port") => l
                     .arg(1)
@@ -447,14 +448,14 @@ impl Ka {
         }
         if plugin == "exec" && !c.options.contains_key("argv") {
             self.warn(&n.span, "MISC_CHECK without misc_path: the checker is skipped, as keepalived does (\"No script path has been specified\")");
-            return None;
+            return Vec::new();
         }
         if matches!(plugin, "http_get" | "https_get") && !c.options.contains_key("urls") {
             // keepalived 2.4 ignores such a checker; 2.2.7 crashes its checker process.
             self.warn(&n.span, format!("{kw} without a url block: the checker is skipped, as keepalived does (\"has no urls specified - ignoring\")"));
-            return None;
+            return Vec::new();
         }
-        Some(c)
+        vec![c]
     }
 
     /// `url { path P; status_code 200-299; digest D; regex R; regex_no_match }`.
@@ -489,6 +490,28 @@ impl Ka {
         }
         Some(Value::Object(u))
     }
+}
+
+/// Whether lbd has a plugin for this keepalived checker kind.
+pub(crate) fn is_run_checker(kw: &str) -> bool {
+    matches!(
+        kw,
+        "HTTP_GET"
+            | "SSL_GET"
+            | "TCP_CHECK"
+            | "MISC_CHECK"
+            | "DNS_CHECK"
+            | "SMTP_CHECK"
+            | "UDP_CHECK"
+            | "PING_CHECK"
+            | "FILE_CHECK"
+    )
+}
+
+/// The warning for a checker kind lbd does not run: what it means for the
+/// real server.
+pub(crate) fn unsupported_checker_msg(kw: &str) -> String {
+    format!("{kw} is not supported yet: the check is not run and the real server is treated as up")
 }
 
 /// keepalived's `user USER [GROUP]` as the exec plugin's `user` option.

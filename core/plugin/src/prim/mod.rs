@@ -4,8 +4,10 @@ pub mod dns;
 pub mod exec;
 pub mod fs;
 pub mod http;
+pub mod icmp;
 pub mod proc;
 pub mod tls;
+pub mod udp;
 
 /// A primitive's failure, one line: what and where.
 #[derive(Debug, thiserror::Error)]
