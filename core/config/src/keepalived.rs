@@ -270,11 +270,13 @@ impl Ka {
         self.warn(&n.span, m);
     }
 
+    /// keepalived skips a malformed address ("malformed ... address.
+    /// Skipping", "Invalid ... IP address - skipping") and carries on.
     fn ip(&mut self, n: &Node, s: &str) -> Option<IpAddr> {
         match parse_ip(s, n.keyword()) {
             Ok(a) => Some(a),
             Err(e) => {
-                self.errors.push(&n.span, e);
+                self.warn(&n.span, format!("{e}; skipped, as keepalived does"));
                 None
             }
         }
@@ -324,17 +326,18 @@ impl Ka {
             }
             "vrrp_mcast_group4" => {
                 if let Some(v) = self.arg1(n, "an IPv4 multicast address") {
+                    // global_parser.c: "... is not multicast. Skipping" / "Can't parse".
                     match v.parse::<std::net::Ipv4Addr>() {
-                        Ok(a) => self.cfg.global.mcast_group4 = a,
-                        Err(_) => self.errors.push(&n.span, format!("vrrp_mcast_group4: invalid address {v:?}: expected an IPv4 multicast address")),
+                        Ok(a) if a.is_multicast() => self.cfg.global.mcast_group4 = a,
+                        _ => self.invalid_ignored(n, v, "an IPv4 multicast address"),
                     }
                 }
             }
             "vrrp_mcast_group6" => {
                 if let Some(v) = self.arg1(n, "an IPv6 multicast address") {
                     match v.parse::<std::net::Ipv6Addr>() {
-                        Ok(a) => self.cfg.global.mcast_group6 = a,
-                        Err(_) => self.errors.push(&n.span, format!("vrrp_mcast_group6: invalid address {v:?}: expected an IPv6 multicast address")),
+                        Ok(a) if a.is_multicast() => self.cfg.global.mcast_group6 = a,
+                        _ => self.invalid_ignored(n, v, "an IPv6 multicast address"),
                     }
                 }
             }
@@ -455,6 +458,13 @@ impl Ka {
             return;
         };
         let Some(b) = self.block(n) else { return };
+        if self.raw.iter().any(|x| x.name == name) {
+            self.warn(
+                &n.span,
+                format!("vrrp instance {name} already defined; this block is ignored, as keepalived does"),
+            );
+            return;
+        }
         let mut r = RawInstance {
             name: name.to_string(),
             span: n.span.clone(),
@@ -638,9 +648,9 @@ impl Ka {
                 for l in lines {
                     if let Some(t) = self.track_if(l) {
                         if r.track_interfaces.iter().any(|x| x.name == t.name) {
-                            self.errors.push(
+                            self.warn(
                                 &l.span,
-                                format!("track_interface: {} is listed twice", t.name),
+                                format!("track_interface {} is listed twice; the repeat is ignored, as keepalived does", t.name),
                             );
                         } else {
                             r.track_interfaces.push(t);
@@ -725,55 +735,42 @@ impl Ka {
         vip
     }
 
+    /// One `track_interface` line, as vrrp_parser.c reads it: a bad weight
+    /// keeps the interface tracked with weight 0 (down = FAULT); a weight
+    /// without a value or an unknown option drops the line.
     fn track_if(&mut self, l: &Node) -> Option<TrackInterface> {
         let name = l.arg(0)?.to_string();
-        let weight = match l.arg(1) {
-            None => 0,
-            Some("weight") => {
-                let Some(w) = l.arg(2) else {
-                    self.errors.push(
-                        &l.span,
-                        format!("track_interface {name}: weight needs a value (-253..=253)"),
-                    );
-                    return None;
-                };
-                match w.parse::<i32>() {
-                    // keepalived still maps the old +/-254 to +/-253.
-                    Ok(254) => 253,
-                    Ok(-254) => -253,
-                    Ok(x) if (-253..=253).contains(&x) => x,
-                    _ => {
-                        self.errors.push(
-                            &l.span,
-                            format!(
-                                "track_interface {name}: invalid weight {w:?}: expected -253..=253"
-                            ),
-                        );
-                        return None;
-                    }
-                }
+        let weight = match (l.arg(1), l.arg(2)) {
+            (None, _) => 0,
+            (Some("weight"), None) => {
+                self.warn(&l.span, format!("track_interface {name}: weight without a value; not tracked, as keepalived does"));
+                return None;
             }
-            Some(o) => {
-                self.errors.push(
-                    &l.span,
-                    format!("track_interface {name}: unknown option {o:?}: expected weight N"),
-                );
+            (Some("weight"), Some(w)) => match w.parse::<i32>() {
+                // keepalived still maps the old +/-254 to +/-253.
+                Ok(254) => 253,
+                Ok(-254) => -253,
+                Ok(x) if (-253..=253).contains(&x) => x,
+                _ => {
+                    self.warn(&l.span, format!("track_interface {name}: weight {w:?} must be in -253..=253; tracked with weight 0 (down means FAULT), as keepalived does"));
+                    0
+                }
+            },
+            (Some(o), _) => {
+                self.warn(&l.span, format!("track_interface {name}: unknown option {o:?}; not tracked, as keepalived does"));
                 return None;
             }
         };
         match l.arg(3) {
-            None => {}
+            None | Some("noreverse") => {}
             Some("reverse") => self.warn(
                 &l.span,
                 "track_interface option reverse is not supported yet (ignored)",
             ),
-            Some(o) => {
-                self.errors.push(
-                    &l.span,
-                    format!("track_interface {name}: unknown option {o:?}: expected reverse"),
-                );
-                return None;
-            }
+            Some(o) => self.warn(
+                &l.span,
+                format!("track_interface {name}: unknown weight option {o:?} (ignored, as keepalived does)"),
+            ),
         }
         Some(TrackInterface { name, weight })
     }
@@ -812,8 +809,16 @@ impl Ka {
         }
     }
 
-    fn finish(&mut self, r: RawInstance) {
+    fn finish(&mut self, mut r: RawInstance) {
         let g = self.cfg.global.clone();
+        if let Some(own) = &r.interface {
+            // vrrp.c: "Ignoring track_interface X since own interface".
+            if r.track_interfaces.iter().any(|t| &t.name == own) {
+                let m = format!("vrrp_instance {}: track_interface {own} is the instance's own interface; ignored, as keepalived does", r.name);
+                self.warn(&r.span, m);
+                r.track_interfaces.retain(|t| &t.name != own);
+            }
+        }
         let Some(interface) = r.interface else {
             self.errors.push(
                 &r.span,

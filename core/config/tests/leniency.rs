@@ -266,3 +266,143 @@ fn escaped_quotes_in_a_notify_string() {
         vec!["/bin/echo", "a b", "c"]
     );
 }
+
+#[test]
+fn track_interface_bad_weights_and_own_interface() {
+    let l = ka(&instance(
+        " track_interface {\n  eth1 weight 300\n  eth2 weight\n  eth3 frob 1\n  eth0 weight -10\n  eth1\n }\n",
+    ));
+    let t = &l.config.instances[0].track_interfaces;
+    assert_eq!(
+        t,
+        &vec![TrackInterface {
+            name: "eth1".into(),
+            weight: 0
+        }]
+    );
+    warned(
+        &l,
+        "weight \"300\" must be in -253..=253; tracked with weight 0",
+        WarningKind::Repaired,
+    );
+    warned(
+        &l,
+        "track_interface eth2: weight without a value; not tracked",
+        WarningKind::Repaired,
+    );
+    warned(
+        &l,
+        "track_interface eth3: unknown option \"frob\"; not tracked",
+        WarningKind::Repaired,
+    );
+    warned(
+        &l,
+        "track_interface eth0 is the instance's own interface",
+        WarningKind::Repaired,
+    );
+    warned(
+        &l,
+        "track_interface eth1 is listed twice",
+        WarningKind::Repaired,
+    );
+}
+
+#[test]
+fn track_script_bad_weights_and_script_values() {
+    let l = ka(&format!(
+        "vrrp_script chk {{\n script \"/bin/true\"\n interval 0\n timeout 0\n weight 300\n rise 0\n}}\n{}",
+        instance(" track_script {\n  chk weight 999\n  chk\n }\n")
+    ));
+    let s = &l.config.track_scripts[0];
+    assert_eq!(s.interval, std::time::Duration::from_secs(1));
+    assert_eq!(s.timeout, Some(std::time::Duration::from_secs(1)));
+    assert_eq!((s.weight, s.rise), (0, 1));
+    let r = &l.config.instances[0].track_scripts;
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].weight, None, "the script's own weight applies");
+    warned(
+        &l,
+        "interval must be greater than 0; using 1 s",
+        WarningKind::Repaired,
+    );
+    warned(
+        &l,
+        "weight \"999\" must be in -253..=253; the script's own weight applies",
+        WarningKind::Repaired,
+    );
+    warned(
+        &l,
+        "track_script chk is listed twice",
+        WarningKind::Repaired,
+    );
+}
+
+#[test]
+fn non_multicast_groups_are_ignored() {
+    let l = ka(&format!(
+        "global_defs {{\n vrrp_mcast_group4 10.0.0.1\n vrrp_mcast_group6 fe80::1\n}}\n{}",
+        instance("")
+    ));
+    assert_eq!(l.config.global.mcast_group4, Global::default().mcast_group4);
+    assert_eq!(l.config.global.mcast_group6, Global::default().mcast_group6);
+    warned(
+        &l,
+        "vrrp_mcast_group4: invalid value",
+        WarningKind::Repaired,
+    );
+    warned(
+        &l,
+        "vrrp_mcast_group6: invalid value",
+        WarningKind::Repaired,
+    );
+}
+
+#[test]
+fn repeated_instance_name_keeps_the_first() {
+    let l = ka(&format!(
+        "{}{}",
+        instance(" priority 120\n"),
+        instance(" priority 50\n")
+    ));
+    assert_eq!(l.config.instances.len(), 1);
+    assert_eq!(l.config.instances[0].priority, 120);
+    warned(&l, "vrrp instance A already defined", WarningKind::Repaired);
+}
+
+#[test]
+fn v3_advert_int_is_rounded_to_10ms_and_capped() {
+    let l = ka(&format!(
+        "global_defs {{\n vrrp_version 3\n}}\n{}",
+        instance(" advert_int 0.015\n")
+    ));
+    assert_eq!(
+        l.config.instances[0].advert_int,
+        std::time::Duration::from_millis(20)
+    );
+    let l = ka(&format!(
+        "global_defs {{\n vrrp_version 3\n}}\n{}",
+        instance(" advert_int 41\n")
+    ));
+    assert_eq!(
+        l.config.instances[0].advert_int,
+        std::time::Duration::from_millis(40_950)
+    );
+    warned(&l, "as keepalived rounds it", WarningKind::Repaired);
+}
+
+#[test]
+fn unicast_peer_of_the_other_family_is_skipped() {
+    let l = ka(&instance(
+        " unicast_peer {\n  10.0.0.2\n  fe80::5\n  nonsense\n }\n",
+    ));
+    assert_eq!(
+        l.config.instances[0].unicast_peers,
+        vec!["10.0.0.2".parse::<std::net::IpAddr>().expect("ip")]
+    );
+    warned(
+        &l,
+        "unicast_peer fe80::5 is not of the instance's address family",
+        WarningKind::Repaired,
+    );
+    warned(&l, "invalid IP address \"nonsense\"", WarningKind::Repaired);
+}

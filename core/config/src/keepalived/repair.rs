@@ -182,6 +182,38 @@ impl Ka {
                     i.initial = InitialState::Backup;
                 }
             }
+            // vrrp_parser.c: a VIP of the other family than the instance's
+            // first one is dropped ("address family must match VRRP instance").
+            if let Some(first) = i.vips.first().map(|v| v.addr.is_ipv6()) {
+                i.vips.retain(|v| {
+                    let same = v.addr.is_ipv6() == first;
+                    if !same {
+                        notes.push((v.span.clone(), format!("vrrp_instance {n}: VIP {} is not of the instance's address family; ignored, as keepalived does (put it in virtual_ipaddress_excluded or its own instance)", v.addr)));
+                    }
+                    same
+                });
+            }
+            let v6 = i.is_ipv6();
+            for (what, a) in [
+                ("unicast_src_ip", &mut i.unicast_src),
+                ("mcast_src_ip", &mut i.mcast_src),
+            ] {
+                if a.is_some_and(|x| x.is_ipv6() != v6) {
+                    notes.push((i.span.clone(), format!("vrrp_instance {n}: {what} {} is not of the instance's address family; ignored, as keepalived does", a.unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)))));
+                    *a = None;
+                }
+            }
+            i.unicast_peers.retain(|p| {
+                let same = p.is_ipv6() == v6;
+                if !same {
+                    notes.push((i.span.clone(), format!("vrrp_instance {n}: unicast_peer {p} is not of the instance's address family; skipped, as keepalived does")));
+                }
+                same
+            });
+            if let Some(d) = advert_rounded(i.version, i.advert_int) {
+                notes.push((i.span.clone(), format!("vrrp_instance {n}: advert_int {:?} is not valid for VRRP{}; {d:?}, as keepalived rounds it", i.advert_int, if i.version == VrrpVersion::V2 { "v2 (whole seconds)" } else { "v3 (10 ms steps up to 40.95 s)" })));
+                i.advert_int = d;
+            }
             let mut seen = HashSet::new();
             for list in [&mut i.vips, &mut i.excluded_vips] {
                 list.retain(|v| {
@@ -276,4 +308,19 @@ impl Ka {
         self.cfg.global.lvs_sync_daemon = None;
         self.warn(&span, msg);
     }
+}
+
+/// vrrp_complete_instance: VRRPv2 intervals are whole seconds (rounded
+/// half up, at least 1); VRRPv3 ones 10 ms steps (rounded, at most 40.95 s).
+/// `None` when `d` is valid as it is.
+fn advert_rounded(v: VrrpVersion, d: std::time::Duration) -> Option<std::time::Duration> {
+    use std::time::Duration;
+    let us = d.as_micros();
+    let r = match v {
+        VrrpVersion::V2 => Duration::from_secs(((us + 500_000) / 1_000_000).clamp(1, 255) as u64),
+        VrrpVersion::V3 => {
+            Duration::from_millis((((us + 5_000) / 10_000) * 10).clamp(10, 40_950) as u64)
+        }
+    };
+    (r != d).then_some(r)
 }

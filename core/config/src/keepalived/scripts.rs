@@ -112,14 +112,11 @@ impl Ka {
     }
 
     fn int_arg(&mut self, n: &Node, min: i64, max: i64, what: &str) -> Option<i64> {
-        let v = n.arg(1).and_then(|v| v.parse::<i64>().ok());
-        match v {
-            Some(v) if (min..=max).contains(&v) => Some(v),
+        let raw = self.arg1(n, what)?;
+        match raw.parse::<i64>() {
+            Ok(v) if (min..=max).contains(&v) => Some(v),
             _ => {
-                self.errors.push(
-                    &n.span,
-                    format!("{}: expected {what} in {min}..={max}", n.keyword()),
-                );
+                self.invalid_ignored(n, raw, &format!("{what} in {min}..={max}"));
                 None
             }
         }
@@ -156,14 +153,24 @@ impl Ka {
                 "interval" => {
                     if let Some(d) = self.secs(c, "seconds") {
                         if d.is_zero() {
-                            self.errors
-                                .push(&c.span, "interval: must be greater than 0");
+                            // vrrp_parser.c: "must be greater than 0, setting to 1".
+                            self.warn(&c.span, "vrrp_script interval must be greater than 0; using 1 s, as keepalived does");
+                            s.interval = std::time::Duration::from_secs(1);
                         } else {
                             s.interval = d;
                         }
                     }
                 }
-                "timeout" => s.timeout = self.secs(c, "seconds"),
+                "timeout" => {
+                    s.timeout = self.secs(c, "seconds").map(|d| {
+                        if d.is_zero() {
+                            self.warn(&c.span, "vrrp_script timeout must be greater than 0; using 1 s, as keepalived does");
+                            std::time::Duration::from_secs(1)
+                        } else {
+                            d
+                        }
+                    });
+                }
                 "weight" => {
                     if let Some(w) = self.int_arg(c, -253, 253, "a weight") {
                         s.weight = w as i32;
@@ -171,7 +178,8 @@ impl Ka {
                     s.weight_reverse = c.arg(2) == Some("reverse");
                 }
                 "rise" | "fall" => {
-                    if let Some(v) = self.uint(c, 1, u64::from(u32::MAX), "a count") {
+                    // keepalived: "value invalid, defaulting to 1" (1 is the default).
+                    if let Some(v) = self.uint(c, 1, u64::from(i32::MAX as u32), "a count") {
                         if c.keyword() == "rise" {
                             s.rise = v as u32;
                         } else {
@@ -217,23 +225,36 @@ impl Ka {
                 weight: None,
                 reverse: false,
             };
-            if l.arg(1) == Some("weight") {
-                match l.arg(2).and_then(|w| w.parse::<i32>().ok()) {
-                    Some(w) if (-253..=253).contains(&w) => r.weight = Some(w),
-                    _ => self.errors.push(
-                        &l.span,
-                        format!("track_script {name}: weight must be in -253..=253"),
-                    ),
+            // vrrp_parser.c: a bad weight falls back to the script's own, a
+            // weight without a value or an unknown option drops the entry, a
+            // repeat is ignored.
+            match (l.arg(1), l.arg(2)) {
+                (None, _) => {}
+                (Some("weight"), None) => {
+                    self.warn(&l.span, format!("track_script {name}: weight without a value; not tracked, as keepalived does"));
+                    continue;
                 }
-                r.reverse = l.arg(3) == Some("reverse");
-            } else if l.words.len() > 1 {
-                self.warn(
-                    &l.span,
-                    format!(
-                        "track_script {name}: unknown options {:?} (ignored)",
-                        &l.words[1..]
-                    ),
-                );
+                (Some("weight"), Some(w)) => {
+                    match w.parse::<i32>() {
+                        Ok(254) => r.weight = Some(253),
+                        Ok(-254) => r.weight = Some(-253),
+                        Ok(v) if (-253..=253).contains(&v) => r.weight = Some(v),
+                        _ => self.warn(&l.span, format!("track_script {name}: weight {w:?} must be in -253..=253; the script's own weight applies, as keepalived does")),
+                    }
+                    match l.arg(3) {
+                        None | Some("noreverse") => {}
+                        Some("reverse") => r.reverse = true,
+                        Some(o) => self.warn(&l.span, format!("track_script {name}: unknown weight option {o:?} (ignored, as keepalived does)")),
+                    }
+                }
+                (Some(o), _) => {
+                    self.warn(&l.span, format!("track_script {name}: unknown option {o:?}; not tracked, as keepalived does"));
+                    continue;
+                }
+            }
+            if out.iter().any(|x: &TrackScriptRef| x.name == r.name) {
+                self.warn(&l.span, format!("track_script {name} is listed twice; the repeat is ignored, as keepalived does"));
+                continue;
             }
             out.push(r);
         }
