@@ -50,8 +50,9 @@ pub(crate) fn read(
         raw_vs: Vec::new(),
         fifo_hooks: Vec::new(),
     };
-    for n in &nodes {
-        k.top(n);
+    // By value: each block's tree is freed once read, not kept to the end.
+    for n in nodes {
+        k.top(&n);
     }
     let raws = std::mem::take(&mut k.raw);
     for r in raws {
@@ -115,10 +116,7 @@ fn unsupported_msg(kw: &str) -> String {
 
 impl Ka {
     fn warn(&mut self, span: &Span, msg: impl Into<String>) {
-        self.warnings.push(Warning {
-            span: span.clone(),
-            message: msg.into(),
-        });
+        crate::error::push_warning(&mut self.warnings, span, msg.into());
     }
 
     fn unsupported(&mut self, n: &Node) {
