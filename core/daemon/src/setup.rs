@@ -3,6 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Result};
+use tokio::sync::mpsc;
+use tracing::{error, info};
 
 const DEFAULT_TOML: &str = "/etc/lb/lbd.toml";
 const DEFAULT_KEEPALIVED: &str = "/etc/keepalived/keepalived.conf";
@@ -25,6 +27,72 @@ pub fn config_path(given: Option<&Path>) -> Result<PathBuf> {
 /// reported with its file:line.
 pub fn load_config(path: &Path) -> Result<lbd_config::Loaded> {
     lbd_config::load(path).map_err(|e| anyhow!("configuration rejected:\n{e}"))
+}
+
+/// Stack of the reload reader thread: as much as the main thread has. The
+/// readers need little (they recurse on nothing the input controls); this
+/// is headroom, not a bound.
+const RELOAD_STACK: usize = 8 << 20;
+
+/// Reads the configuration for a SIGHUP on a thread of its own, so the
+/// event loop (adverts, timers, SIGTERM) never waits on a read: a big file
+/// takes time, and no file can stall or take down the loop. One read at a
+/// time; SIGHUPs during a read are folded into one more read after it.
+pub struct Reloader {
+    tx: mpsc::UnboundedSender<Result<lbd_config::Loaded>>,
+    busy: bool,
+    again: bool,
+}
+
+impl Reloader {
+    /// Results arrive on the receiver of `tx`; hand each to the node, then
+    /// call [`Reloader::finished`].
+    pub fn new(tx: mpsc::UnboundedSender<Result<lbd_config::Loaded>>) -> Reloader {
+        Reloader {
+            tx,
+            busy: false,
+            again: false,
+        }
+    }
+
+    pub fn request(&mut self, path: &Path) {
+        if self.busy {
+            info!(
+                "SIGHUP during a reload: {} is read again after it",
+                path.display()
+            );
+            self.again = true;
+            return;
+        }
+        let tx = self.tx.clone();
+        let p = path.to_path_buf();
+        let spawned = std::thread::Builder::new()
+            .name("lbd-reload".into())
+            .stack_size(RELOAD_STACK)
+            .spawn(move || {
+                // Bad input must not panic the readers; should one, the
+                // reload fails instead of leaving `busy` set forever (with
+                // panic=abort in release this cannot help, hence the fuzzing).
+                let r = std::panic::catch_unwind(|| load_config(&p))
+                    .unwrap_or_else(|_| Err(anyhow!("the configuration reader panicked")));
+                let _ = tx.send(r);
+            });
+        match spawned {
+            Ok(_) => self.busy = true,
+            Err(e) => error!(
+                "reload of {}: cannot start the reader thread: {e}; keeping the running configuration",
+                path.display()
+            ),
+        }
+    }
+
+    /// The last read was handled: start the one asked for meanwhile.
+    pub fn finished(&mut self, path: &Path) {
+        self.busy = false;
+        if std::mem::take(&mut self.again) {
+            self.request(path);
+        }
+    }
 }
 
 /// keepalived's `script_user USER [GROUP]`: the uid and gid scripts run as.
