@@ -106,3 +106,43 @@ pub fn script_user(c: &lbd_config::Config) -> Result<Option<(u32, u32)>> {
         .map(Some)
         .map_err(|e| anyhow!("script_user: {e}"))
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)] // a failed expectation is the test failing
+mod tests {
+    use super::*;
+
+    /// A FIFO at the config path: the reload is refused, and a second
+    /// SIGHUP during the read is folded into one more read, not lost.
+    #[test]
+    fn reload_of_a_fifo_is_refused_off_the_loop() {
+        let dir = std::env::temp_dir().join(format!("lbd-reload-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("keepalived.conf");
+        let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let mut r = Reloader::new(tx);
+        r.request(&path);
+        r.request(&path);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        for _ in 0..2 {
+            let got = rt
+                .block_on(async {
+                    tokio::time::timeout(std::time::Duration::from_secs(60), rx.recv()).await
+                })
+                .expect("reload result within 60 s")
+                .expect("channel open");
+            let e = got.expect_err("a FIFO is refused").to_string();
+            assert!(e.contains("is a FIFO"), "{e}");
+            r.finished(&path);
+        }
+        assert!(!r.busy);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
