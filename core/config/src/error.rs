@@ -1,7 +1,11 @@
 //! Errors with a file:line for every finding, so one load reports all the
 //! problems it can see instead of the first only.
 
-use crate::model::Span;
+use crate::model::{Span, Warning};
+
+/// Findings kept per load, each of errors and warnings: enough to act on,
+/// and a file of a million bad lines cannot grow memory with them.
+pub const MAX_FINDINGS: usize = 1000;
 
 /// One problem found in a configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -57,10 +61,18 @@ pub(crate) struct Errors(pub(crate) Vec<Diagnostic>);
 
 impl Errors {
     pub(crate) fn push(&mut self, span: &Span, message: impl Into<String>) {
-        self.0.push(Diagnostic {
-            span: span.clone(),
-            message: message.into(),
-        });
+        match self.0.len() {
+            n if n < MAX_FINDINGS => self.0.push(Diagnostic {
+                span: span.clone(),
+                message: message.into(),
+            }),
+            // One last entry says the list was cut; later ones are dropped.
+            MAX_FINDINGS => self.0.push(Diagnostic {
+                span: span.clone(),
+                message: format!("more than {MAX_FINDINGS} errors: the rest are not listed"),
+            }),
+            _ => {}
+        }
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -73,5 +85,18 @@ impl Errors {
         } else {
             Err(ConfigError { errors: self.0 })
         }
+    }
+}
+
+/// Adds a warning unless [`MAX_FINDINGS`] are already kept; the entry past
+/// the cap says the rest were dropped.
+pub(crate) fn push_warning(warnings: &mut Vec<Warning>, w: Warning) {
+    match warnings.len() {
+        n if n < MAX_FINDINGS => warnings.push(w),
+        MAX_FINDINGS => warnings.push(Warning::repaired(
+            w.span,
+            format!("more than {MAX_FINDINGS} warnings: the rest are not listed"),
+        )),
+        _ => {}
     }
 }

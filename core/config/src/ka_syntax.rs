@@ -6,24 +6,20 @@
 //! of the including file (keepalived chdir()s there before globbing).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::error::Errors;
+use crate::limits::{
+    read_regular, too_big, MAX_BLOCK_DEPTH, MAX_CONFIG_BYTES, MAX_FILES, MAX_INCLUDE_DEPTH,
+    MAX_WORDS,
+};
 use crate::model::{Span, Warning};
-
-/// Nested includes deeper than this are taken as a loop.
-const MAX_INCLUDE_DEPTH: usize = 16;
 
 #[derive(Debug, Clone, PartialEq)]
 enum Item {
     Words(Vec<String>),
     Open,
     Close,
-}
-
-#[derive(Debug, Clone)]
-struct Line {
-    span: Span,
-    item: Item,
 }
 
 /// A keyword line and, when a `{` follows it, the block it opens.
@@ -52,51 +48,137 @@ pub(crate) struct Reader<'a> {
     pub config_id: Option<&'a str>,
 }
 
+/// A block still open: its keyword line and the children read so far.
+struct Frame {
+    node: Node,
+    children: Vec<Node>,
+    /// A `{` with no keyword: read for balance, then dropped.
+    anon: bool,
+}
+
+/// Builds the tree as the lexer produces items, with an explicit stack of
+/// open blocks: nesting depth costs heap (bounded by MAX_BLOCK_DEPTH), never
+/// call stack, and no list of every line is kept beside the tree.
+#[derive(Default)]
+struct Builder {
+    top: Vec<Node>,
+    open: Vec<Frame>,
+    /// The last keyword line: a `{` right after it opens its block.
+    pending: Option<Node>,
+}
+
+impl Builder {
+    fn level(&mut self) -> &mut Vec<Node> {
+        match self.open.last_mut() {
+            Some(f) => &mut f.children,
+            None => &mut self.top,
+        }
+    }
+
+    fn flush(&mut self) {
+        if let Some(n) = self.pending.take() {
+            self.level().push(n);
+        }
+    }
+}
+
+/// One load: the tree and what it has used of the limits.
+struct Load {
+    tree: Builder,
+    bytes_left: u64,
+    files: usize,
+    words: usize,
+    /// A limit was hit: the load has failed, nothing more is read.
+    stop: bool,
+}
+
+impl Load {
+    fn new() -> Load {
+        Load {
+            tree: Builder::default(),
+            bytes_left: MAX_CONFIG_BYTES,
+            files: 0,
+            words: 0,
+            stop: false,
+        }
+    }
+}
+
 impl Reader<'_> {
     fn warn(&mut self, span: &Span, msg: String) {
-        self.warnings.push(Warning::repaired(span.clone(), msg));
+        crate::error::push_warning(self.warnings, Warning::repaired(span.clone(), msg));
     }
 
     /// Reads `path` (and what it includes) into a tree.
     pub fn read_file(&mut self, path: &Path) -> Vec<Node> {
-        let mut lines = Vec::new();
+        let mut st = Load::new();
         let top = Span {
-            file: path.to_path_buf(),
+            file: Arc::from(path),
             line: 0,
         };
-        self.include_file(path, &top, 0, &mut lines);
-        self.build(lines)
+        self.include_file(&mut st, path, &top, 0);
+        self.finish(st)
     }
 
     pub fn read_str(&mut self, text: &str, name: &Path) -> Vec<Node> {
-        let mut lines = Vec::new();
-        self.lex(text, name, 0, &mut lines);
-        self.build(lines)
+        let mut st = Load::new();
+        let file: Arc<Path> = Arc::from(name);
+        if text.len() as u64 > st.bytes_left {
+            let span = Span { file, line: 0 };
+            self.errors
+                .push(&span, too_big(name, st.bytes_left, MAX_CONFIG_BYTES));
+            return Vec::new();
+        }
+        st.bytes_left -= text.len() as u64;
+        self.lex(&mut st, text, &file, 0);
+        self.finish(st)
     }
 
-    fn include_file(&mut self, path: &Path, from: &Span, depth: usize, out: &mut Vec<Line>) {
-        match std::fs::read(path) {
+    /// Counts a file (or glob entry) against MAX_FILES; false once over.
+    fn count_file(&mut self, st: &mut Load, from: &Span) -> bool {
+        st.files += 1;
+        if st.files > MAX_FILES {
+            self.errors.push(
+                from,
+                format!("include: more than {MAX_FILES} files in one configuration"),
+            );
+            st.stop = true;
+        }
+        !st.stop
+    }
+
+    fn include_file(&mut self, st: &mut Load, path: &Path, from: &Span, depth: usize) {
+        if !self.count_file(st, from) {
+            return;
+        }
+        match read_regular(path, st.bytes_left, MAX_CONFIG_BYTES) {
             Ok(bytes) => {
+                st.bytes_left -= bytes.len() as u64;
                 // keepalived reads bytes; a stray non-UTF-8 byte in a comment must not fail the load.
                 let text = String::from_utf8_lossy(&bytes);
-                self.lex(&text, path, depth, out);
+                self.lex(st, &text, &Arc::from(path), depth);
             }
-            Err(e) => self
-                .errors
-                .push(from, format!("cannot read {}: {e}", path.display())),
+            Err(e) => {
+                self.errors.push(from, e.msg);
+                // Over the size budget: whatever follows cannot fit either.
+                st.stop |= e.over_size;
+            }
         }
     }
 
-    fn lex(&mut self, text: &str, file: &Path, depth: usize, out: &mut Vec<Line>) {
+    fn lex(&mut self, st: &mut Load, text: &str, file: &Arc<Path>, depth: usize) {
         let mut pending: Option<(usize, String)> = None;
         for (idx, raw) in text.lines().enumerate() {
+            if st.stop {
+                return;
+            }
             let lineno = idx + 1;
-            let span = Span {
-                file: file.to_path_buf(),
-                line: lineno,
-            };
             let (clean, cont, unterminated) = decomment(raw);
             if unterminated {
+                let span = Span {
+                    file: file.clone(),
+                    line: lineno,
+                };
                 self.errors
                     .push(&span, "unterminated quote: expected a closing '\"'");
                 continue;
@@ -115,22 +197,34 @@ impl Reader<'_> {
                 continue;
             }
             let span = Span {
-                file: file.to_path_buf(),
+                file: file.clone(),
                 line: start,
             };
-            self.lex_logical(&joined, &span, depth, out);
+            self.lex_logical(st, &joined, &span, depth);
         }
         if let Some((l, acc)) = pending {
             let span = Span {
-                file: file.to_path_buf(),
+                file: file.clone(),
                 line: l,
             };
-            self.lex_logical(&acc, &span, depth, out);
+            self.lex_logical(st, &acc, &span, depth);
         }
     }
 
-    fn lex_logical(&mut self, line: &str, span: &Span, depth: usize, out: &mut Vec<Line>) {
-        let toks = tokenize(line);
+    fn lex_logical(&mut self, st: &mut Load, line: &str, span: &Span, depth: usize) {
+        if st.stop {
+            return;
+        }
+        let toks = tokenize(line, MAX_WORDS - st.words + 1);
+        st.words += toks.len();
+        if st.words > MAX_WORDS {
+            self.errors.push(
+                span,
+                format!("more than {MAX_WORDS} words in the configuration (the limit): not read further"),
+            );
+            st.stop = true;
+            return;
+        }
         let Some(first) = toks.first() else { return };
         if !first.quoted {
             let kw = first.text.as_str();
@@ -138,7 +232,7 @@ impl Reader<'_> {
                 kw,
                 "include" | "includer" | "includem" | "includew" | "includeb" | "includea"
             ) {
-                self.include(&toks[1..], span, depth, out);
+                self.include(st, &toks[1..], span, depth);
                 return;
             }
             if let Some(id) = kw.strip_prefix('@') {
@@ -151,7 +245,7 @@ impl Reader<'_> {
                 };
                 let matches = self.config_id.is_some_and(|c| c == id);
                 if matches != negate && toks.len() > 1 {
-                    self.lex_tokens(toks.into_iter().skip(1), span, out);
+                    self.lex_tokens(st, toks.into_iter().skip(1), span);
                 }
                 return;
             }
@@ -163,10 +257,10 @@ impl Reader<'_> {
                 return;
             }
         }
-        self.lex_tokens(toks.into_iter(), span, out);
+        self.lex_tokens(st, toks.into_iter(), span);
     }
 
-    fn lex_tokens(&mut self, toks: impl Iterator<Item = Token>, span: &Span, out: &mut Vec<Line>) {
+    fn lex_tokens(&mut self, st: &mut Load, toks: impl Iterator<Item = Token>, span: &Span) {
         let mut words = Vec::new();
         for t in toks {
             let brace = if t.quoted {
@@ -181,28 +275,103 @@ impl Reader<'_> {
             match brace {
                 Some(item) => {
                     if !words.is_empty() {
-                        out.push(Line {
-                            span: span.clone(),
-                            item: Item::Words(std::mem::take(&mut words)),
-                        });
+                        self.item(st, span, Item::Words(std::mem::take(&mut words)));
                     }
-                    out.push(Line {
-                        span: span.clone(),
-                        item,
-                    });
+                    self.item(st, span, item);
                 }
                 None => words.push(t.text),
             }
         }
         if !words.is_empty() {
-            out.push(Line {
-                span: span.clone(),
-                item: Item::Words(words),
-            });
+            self.item(st, span, Item::Words(words));
         }
     }
 
-    fn include(&mut self, args: &[Token], span: &Span, depth: usize, out: &mut Vec<Line>) {
+    /// One lexed item into the tree.
+    fn item(&mut self, st: &mut Load, span: &Span, item: Item) {
+        if st.stop {
+            return;
+        }
+        let t = &mut st.tree;
+        match item {
+            Item::Words(words) => {
+                t.flush();
+                t.pending = Some(Node {
+                    span: span.clone(),
+                    words,
+                    block: None,
+                });
+            }
+            Item::Open => {
+                if t.open.len() >= MAX_BLOCK_DEPTH {
+                    self.errors.push(
+                        span,
+                        format!("blocks nested deeper than {MAX_BLOCK_DEPTH} levels (the limit): not read further"),
+                    );
+                    st.stop = true;
+                    return;
+                }
+                let frame = match t.pending.take() {
+                    Some(node) => Frame {
+                        node,
+                        children: Vec::new(),
+                        anon: false,
+                    },
+                    None => {
+                        // A '{' with no keyword before it: read its block so braces stay balanced.
+                        self.errors
+                            .push(span, "unexpected '{': expected a keyword before it");
+                        Frame {
+                            node: Node {
+                                span: span.clone(),
+                                words: vec![],
+                                block: None,
+                            },
+                            children: Vec::new(),
+                            anon: true,
+                        }
+                    }
+                };
+                t.open.push(frame);
+            }
+            Item::Close => {
+                t.flush();
+                match t.open.pop() {
+                    Some(f) if f.anon => {}
+                    Some(Frame {
+                        mut node,
+                        mut children,
+                        ..
+                    }) => {
+                        children.shrink_to_fit();
+                        node.block = Some(children);
+                        t.level().push(node);
+                    }
+                    None => self.errors.push(span, "unexpected '}': no block is open"),
+                }
+            }
+        }
+    }
+
+    /// The finished tree; blocks still open are errors (innermost first).
+    fn finish(&mut self, mut st: Load) -> Vec<Node> {
+        if st.stop {
+            return Vec::new();
+        }
+        st.tree.flush();
+        while let Some(f) = st.tree.open.pop() {
+            self.errors.push(
+                &f.node.span,
+                format!(
+                    "block {:?} is never closed: expected '}}'",
+                    f.node.words.join(" ")
+                ),
+            );
+        }
+        st.tree.top
+    }
+
+    fn include(&mut self, st: &mut Load, args: &[Token], span: &Span, depth: usize) {
         let [pat] = args else {
             self.errors.push(
                 span,
@@ -225,8 +394,9 @@ impl Reader<'_> {
         };
         let has_glob = pat.text.contains(['*', '?', '[']);
         if !has_glob {
-            if full.is_file() {
-                self.include_file(&full, span, depth + 1, out);
+            if full.exists() {
+                // A FIFO, directory or device named here is refused by the read.
+                self.include_file(st, &full, span, depth + 1);
             } else {
                 self.errors
                     .push(span, format!("include: file {} not found", full.display()));
@@ -250,15 +420,23 @@ impl Reader<'_> {
         let mut matched = 0;
         // glob yields paths in alphabetical order, as glob(3) does for keepalived.
         for p in paths {
+            if st.stop {
+                return;
+            }
             match p {
                 Ok(p) if p.is_file() => {
                     matched += 1;
-                    self.include_file(&p, span, depth + 1, out);
+                    self.include_file(st, &p, span, depth + 1);
                 }
-                Ok(p) => self.warn(
-                    span,
-                    format!("include: {} is not a regular file (skipped)", p.display()),
-                ),
+                // keepalived skips what a pattern matches that is not a regular file.
+                Ok(p) => {
+                    if self.count_file(st, span) {
+                        self.warn(
+                            span,
+                            format!("include: {} is not a regular file (skipped)", p.display()),
+                        );
+                    }
+                }
                 Err(e) => self.errors.push(span, format!("include: {e}")),
             }
         }
@@ -269,76 +447,6 @@ impl Reader<'_> {
                 format!("include: pattern {:?} matched no files", pat.text),
             );
         }
-    }
-
-    fn build(&mut self, lines: Vec<Line>) -> Vec<Node> {
-        let mut it = lines.into_iter().peekable();
-        let nodes = self.build_level(&mut it, None);
-        // Anything left is a stray '}' at top level.
-        for l in it {
-            self.errors
-                .push(&l.span, "unexpected '}': no block is open");
-        }
-        nodes
-    }
-
-    fn build_level(
-        &mut self,
-        it: &mut std::iter::Peekable<std::vec::IntoIter<Line>>,
-        opener: Option<&Node>,
-    ) -> Vec<Node> {
-        let mut nodes = Vec::new();
-        while let Some(line) = it.next() {
-            match line.item {
-                Item::Close => {
-                    if opener.is_some() {
-                        return nodes;
-                    }
-                    self.errors
-                        .push(&line.span, "unexpected '}': no block is open");
-                }
-                Item::Open => {
-                    // A '{' with no keyword before it: read its block so braces stay balanced.
-                    self.errors
-                        .push(&line.span, "unexpected '{': expected a keyword before it");
-                    let anon = Node {
-                        span: line.span.clone(),
-                        words: vec![],
-                        block: None,
-                    };
-                    self.build_level(it, Some(&anon));
-                }
-                Item::Words(words) => {
-                    let mut node = Node {
-                        span: line.span,
-                        words,
-                        block: None,
-                    };
-                    if matches!(
-                        it.peek(),
-                        Some(Line {
-                            item: Item::Open,
-                            ..
-                        })
-                    ) {
-                        it.next();
-                        let children = self.build_level(it, Some(&node));
-                        node.block = Some(children);
-                    }
-                    nodes.push(node);
-                }
-            }
-        }
-        if let Some(op) = opener {
-            self.errors.push(
-                &op.span,
-                format!(
-                    "block {:?} is never closed: expected '}}'",
-                    op.words.join(" ")
-                ),
-            );
-        }
-        nodes
     }
 }
 
@@ -380,8 +488,9 @@ fn decomment(raw: &str) -> (String, bool, bool) {
 }
 
 /// Splits on blanks and braces; double quotes group (and are removed),
-/// `\"` and `\\` inside them stand for `"` and `\`.
-fn tokenize(line: &str) -> Vec<Token> {
+/// `\"` and `\\` inside them stand for `"` and `\`. Stops after `max`
+/// tokens: the caller refuses the line then.
+fn tokenize(line: &str, max: usize) -> Vec<Token> {
     let mut toks = Vec::new();
     let mut cur = String::new();
     let mut quoted = false;
@@ -397,6 +506,9 @@ fn tokenize(line: &str) -> Vec<Token> {
     };
     let mut chars = line.chars().peekable();
     while let Some(c) = chars.next() {
+        if toks.len() > max {
+            return toks;
+        }
         if in_quote {
             match c {
                 '"' => in_quote = false,

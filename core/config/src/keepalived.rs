@@ -57,8 +57,9 @@ pub(crate) fn read(
         sync_tracking_weight: Default::default(),
         track_files: Vec::new(),
     };
-    for n in &nodes {
-        k.top(n);
+    // By value: each block's tree is freed once read, not kept to the end.
+    for n in nodes {
+        k.top(&n);
     }
     let raws = std::mem::take(&mut k.raw);
     for r in raws {
@@ -153,13 +154,13 @@ fn unsupported_msg(kw: &str) -> String {
 impl Ka {
     /// Something keepalived would repair or ignore, and lbd did the same.
     fn warn(&mut self, span: &Span, msg: impl Into<String>) {
-        self.warnings.push(Warning::repaired(span.clone(), msg));
+        crate::error::push_warning(&mut self.warnings, Warning::repaired(span.clone(), msg));
     }
 
     /// Read as written, but worth telling (a case keepalived does not know
     /// whose default happens to be what was meant).
     fn note(&mut self, span: &Span, msg: impl Into<String>) {
-        self.warnings.push(Warning::note(span.clone(), msg));
+        crate::error::push_warning(&mut self.warnings, Warning::note(span.clone(), msg));
     }
 
     fn unsupported(&mut self, n: &Node) {

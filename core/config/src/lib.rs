@@ -9,15 +9,21 @@ mod error;
 mod ka_syntax;
 mod keepalived;
 mod lbd_toml;
+mod limits;
 pub mod model;
 mod validate;
 mod values;
 
 use std::path::Path;
+use std::sync::Arc;
 
 pub use error::{ConfigError, Diagnostic};
 pub use keepalived::split_words;
 pub use lbd_toml::to_toml;
+pub use limits::{
+    MAX_BLOCK_DEPTH, MAX_CONFIG_BYTES, MAX_FILES, MAX_INCLUDE_DEPTH, MAX_TOML_BYTES,
+    MAX_TOML_DEPTH, MAX_WORDS,
+};
 pub use model::*;
 pub use validate::validate;
 
@@ -78,13 +84,16 @@ pub fn parse_keepalived_str_with(
 }
 
 pub fn load_toml(path: &Path) -> Result<Loaded, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let span = Span {
+        file: Arc::from(path),
+        line: 0,
+    };
+    let bytes = limits::read_regular(path, MAX_TOML_BYTES, MAX_TOML_BYTES)
+        .map_err(|e| ConfigError::single(span.clone(), e.msg))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
         ConfigError::single(
-            Span {
-                file: path.to_path_buf(),
-                line: 0,
-            },
-            format!("cannot read {}: {e}", path.display()),
+            span,
+            format!("{} is not UTF-8 text (TOML must be): {e}", path.display()),
         )
     })?;
     parse_toml_str(&text, path)

@@ -3,14 +3,26 @@
 //! Every type is `PartialEq` so a reload can diff two models.
 
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Where a thing was written: used for warnings and errors.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Span {
-    pub file: PathBuf,
+    /// Shared by every span of one file: a path per line would cost more
+    /// than the line itself.
+    pub file: Arc<Path>,
     pub line: usize,
+}
+
+impl Default for Span {
+    fn default() -> Self {
+        Span {
+            file: Arc::from(Path::new("")),
+            line: 0,
+        }
+    }
 }
 
 impl std::fmt::Display for Span {

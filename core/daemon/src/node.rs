@@ -168,6 +168,8 @@ pub async fn run(config: Config, path: std::path::PathBuf) -> Result<()> {
     }
 
     let mut running = config.clone();
+    let (reload_tx, mut reload_rx) = mpsc::unbounded_channel();
+    let mut reloader = crate::setup::Reloader::new(reload_tx);
 
     node.install_no_accept()?;
     node.start(Instant::now()).await;
@@ -205,7 +207,11 @@ pub async fn run(config: Config, path: std::path::PathBuf) -> Result<()> {
                     }
                 }
             }
-            _ = sighup.recv() => node.reload(&path, &mut running),
+            _ = sighup.recv() => reloader.request(&path),
+            Some(loaded) = reload_rx.recv() => {
+                node.reload(&path, loaded, &mut running);
+                reloader.finished(&path);
+            }
             _ = resync.tick() => node.resync_links(Instant::now()).await,
             Some(h) = health_rx.recv() => node.on_health(Instant::now(), h),
         }
@@ -586,11 +592,17 @@ impl Node {
         (fault, adj)
     }
 
-    /// SIGHUP: re-read the configuration. A bad file changes nothing. IPVS
-    /// changes are applied as a diff; VRRP changes wait for a restart (a
-    /// hitless VRRP reload comes with the operator-surface work).
-    fn reload(&mut self, path: &std::path::Path, running: &mut Config) {
-        let loaded = match crate::setup::load_config(path) {
+    /// SIGHUP: the configuration re-read (off this loop, by
+    /// `setup::Reloader`). A bad file changes nothing. IPVS changes are
+    /// applied as a diff; VRRP changes wait for a restart (a hitless VRRP
+    /// reload comes with the operator-surface work).
+    fn reload(
+        &mut self,
+        path: &std::path::Path,
+        loaded: Result<lbd_config::Loaded>,
+        running: &mut Config,
+    ) {
+        let loaded = match loaded {
             Ok(l) => l,
             Err(e) => {
                 return error!(

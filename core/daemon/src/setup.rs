@@ -4,6 +4,8 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use anyhow::{anyhow, Result};
+use tokio::sync::mpsc;
+use tracing::{error, info};
 
 const DEFAULT_TOML: &str = "/etc/lb/lbd.toml";
 const DEFAULT_KEEPALIVED: &str = "/etc/keepalived/keepalived.conf";
@@ -46,6 +48,72 @@ pub fn load_config(path: &Path) -> Result<lbd_config::Loaded> {
     lbd_config::load_with(path, &opts).map_err(|e| anyhow!("configuration rejected:\n{e}"))
 }
 
+/// Stack of the reload reader thread: as much as the main thread has. The
+/// readers need little (they recurse on nothing the input controls); this
+/// is headroom, not a bound.
+const RELOAD_STACK: usize = 8 << 20;
+
+/// Reads the configuration for a SIGHUP on a thread of its own, so the
+/// event loop (adverts, timers, SIGTERM) never waits on a read: a big file
+/// takes time, and no file can stall or take down the loop. One read at a
+/// time; SIGHUPs during a read are folded into one more read after it.
+pub struct Reloader {
+    tx: mpsc::UnboundedSender<Result<lbd_config::Loaded>>,
+    busy: bool,
+    again: bool,
+}
+
+impl Reloader {
+    /// Results arrive on the receiver of `tx`; hand each to the node, then
+    /// call [`Reloader::finished`].
+    pub fn new(tx: mpsc::UnboundedSender<Result<lbd_config::Loaded>>) -> Reloader {
+        Reloader {
+            tx,
+            busy: false,
+            again: false,
+        }
+    }
+
+    pub fn request(&mut self, path: &Path) {
+        if self.busy {
+            info!(
+                "SIGHUP during a reload: {} is read again after it",
+                path.display()
+            );
+            self.again = true;
+            return;
+        }
+        let tx = self.tx.clone();
+        let p = path.to_path_buf();
+        let spawned = std::thread::Builder::new()
+            .name("lbd-reload".into())
+            .stack_size(RELOAD_STACK)
+            .spawn(move || {
+                // Bad input must not panic the readers; should one, the
+                // reload fails instead of leaving `busy` set forever (with
+                // panic=abort in release this cannot help, hence the fuzzing).
+                let r = std::panic::catch_unwind(|| load_config(&p))
+                    .unwrap_or_else(|_| Err(anyhow!("the configuration reader panicked")));
+                let _ = tx.send(r);
+            });
+        match spawned {
+            Ok(_) => self.busy = true,
+            Err(e) => error!(
+                "reload of {}: cannot start the reader thread: {e}; keeping the running configuration",
+                path.display()
+            ),
+        }
+    }
+
+    /// The last read was handled: start the one asked for meanwhile.
+    pub fn finished(&mut self, path: &Path) {
+        self.busy = false;
+        if std::mem::take(&mut self.again) {
+            self.request(path);
+        }
+    }
+}
+
 /// keepalived's `script_user USER [GROUP]`: the uid and gid scripts run as.
 /// Without it scripts run as lbd itself (keepalived would look for a
 /// `keepalived_script` user first; lbd does not guess).
@@ -56,4 +124,44 @@ pub fn script_user(c: &lbd_config::Config) -> Result<Option<(u32, u32)>> {
     lbd_plugin::prim::exec::user_ids(user, group.as_deref())
         .map(Some)
         .map_err(|e| anyhow!("script_user: {e}"))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)] // a failed expectation is the test failing
+mod tests {
+    use super::*;
+
+    /// A FIFO at the config path: the reload is refused, and a second
+    /// SIGHUP during the read is folded into one more read, not lost.
+    #[test]
+    fn reload_of_a_fifo_is_refused_off_the_loop() {
+        let dir = std::env::temp_dir().join(format!("lbd-reload-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("keepalived.conf");
+        let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let mut r = Reloader::new(tx);
+        r.request(&path);
+        r.request(&path);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        for _ in 0..2 {
+            let got = rt
+                .block_on(async {
+                    tokio::time::timeout(std::time::Duration::from_secs(60), rx.recv()).await
+                })
+                .expect("reload result within 60 s")
+                .expect("channel open");
+            let e = got.expect_err("a FIFO is refused").to_string();
+            assert!(e.contains("is a FIFO"), "{e}");
+            r.finished(&path);
+        }
+        assert!(!r.busy);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
