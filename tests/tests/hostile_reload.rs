@@ -14,6 +14,10 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+/// A hostile file: its name, how to write it at the config path, and the
+/// refusal lbd must log.
+type Case = (&'static str, fn(&Path), &'static str);
+
 use lbd_tests::scenario::{describe, holds_for, Pair, ELECTION};
 use lbd_tests::tshark::{Capture, VRRP_FILTER};
 use lbd_tests::{lab_for, wait_until, Instance, Kind, VIP4};
@@ -63,7 +67,7 @@ fn hostile_reloads_leave_the_master_running() {
     );
     p.expect_sole(&lab, &p.a, VIP4, ELECTION);
     let conf = p.da.conf.clone();
-    let cases: [(&str, fn(&Path), &str); 3] = [
+    let cases: [Case; 3] = [
         ("deep", deep, "blocks nested deeper than 128 levels"),
         (
             "huge",
