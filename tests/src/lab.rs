@@ -5,9 +5,10 @@ use std::fs::{self, File};
 use std::net::IpAddr;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
+use std::time::Duration;
 
 /// Every lab namespace starts with this, so leftovers are easy to spot.
 pub const NS_PREFIX: &str = "lt-";
@@ -439,6 +440,22 @@ impl Lab {
         if let Some(c) = inner.children.iter_mut().find(|c| c.id() as i32 == p.pid) {
             let _ = c.wait();
         }
+    }
+
+    /// The exit status of a process started with `spawn`, once it exits
+    /// within `deadline`.
+    pub fn wait_exit(&self, p: &Proc, deadline: Duration) -> Option<ExitStatus> {
+        let mut status = None;
+        crate::wait_until(deadline, || {
+            let mut inner = self.inner.lock().unwrap();
+            status = inner
+                .children
+                .iter_mut()
+                .find(|c| c.id() as i32 == p.pid)
+                .and_then(|c| c.try_wait().ok().flatten());
+            status.is_some()
+        });
+        status
     }
 
     /// A file path in this test's log directory.

@@ -11,6 +11,7 @@ pub mod forge;
 pub mod http;
 pub mod lab;
 pub mod lvs;
+pub mod pidns;
 pub mod scenario;
 pub mod tshark;
 pub mod watch;

@@ -9,6 +9,7 @@ mod lvs;
 mod lvs_desired;
 mod node;
 mod notify;
+mod pid1;
 mod plugins;
 mod setup;
 

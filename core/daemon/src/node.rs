@@ -139,6 +139,8 @@ pub async fn run(config: Config, path: std::path::PathBuf) -> Result<()> {
     let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
     let mut sigusr1 = signal(SignalKind::user_defined1()).context("installing SIGUSR1 handler")?;
     let mut sighup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
+    // Before any child is spawned: PID 1 reaps orphans from the start.
+    crate::pid1::start()?;
     let (nl, mut link_events) = Netlink::connect()
         .await
         .context("opening the netlink connection")?;

@@ -43,13 +43,14 @@ pub fn no_accept_script(addrs: &[IpAddr]) -> String {
 }
 
 fn nft(script: &str, what: &str) -> Result<(), SysError> {
-    let mut child = Command::new("nft")
-        .args(["-f", "-"])
+    let mut cmd = Command::new("nft");
+    cmd.args(["-f", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|err| SysError::Os {
+        .stderr(Stdio::piped());
+    // Registered until waited for: as PID 1 the reaper leaves it alone.
+    let (mut child, _own) =
+        crate::reap::spawn_own(|| cmd.spawn(), |c| Some(c.id())).map_err(|err| SysError::Os {
             what: format!("{what}: running nft (no_accept needs nftables installed)"),
             err,
         })?;

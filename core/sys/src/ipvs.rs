@@ -89,12 +89,15 @@ fn open() -> Result<Conn, SysError> {
         Err(e) => return Err(sys("opening a generic netlink socket", e)),
     }
     // Whatever modprobe says, the retry is the verdict.
-    let _ = std::process::Command::new("modprobe")
-        .arg("ip_vs")
+    let mut cmd = std::process::Command::new("modprobe");
+    cmd.arg("ip_vs")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status();
+        .stderr(std::process::Stdio::null());
+    // Registered: as PID 1 the reaper must leave its status to this wait.
+    if let Ok((mut child, _own)) = crate::reap::spawn_own(|| cmd.spawn(), |c| Some(c.id())) {
+        let _ = child.wait();
+    }
     match Conn::open() {
         Ok(c) => Ok(c),
         Err(ReqError::Kernel(_)) => Err(SysError::IpvsUnavailable),

@@ -1,9 +1,10 @@
 //! lbd-sys: the kernel edges for VRRP and IPVS.
 //!
 //! rtnetlink (links, addresses, link events), the VRRP raw sockets, the
-//! gratuitous ARP / unsolicited NA sender and the IPVS generic netlink
-//! client. Kernel errors become [`SysError`] values that say what was
-//! attempted and where; nothing here decides policy.
+//! gratuitous ARP / unsolicited NA sender, the IPVS generic netlink
+//! client and the PID 1 orphan reaper ([`reap`]). Kernel errors become
+//! [`SysError`] values that say what was attempted and where; nothing here
+//! decides policy.
 
 mod caps;
 mod error;
@@ -11,6 +12,7 @@ pub mod firewall;
 mod garp;
 pub mod ipvs;
 mod netlink;
+pub mod reap;
 mod sockopt;
 mod vrrp_socket;
 

@@ -6,7 +6,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::process::Command;
+use tokio::process::{Child, Command};
 
 use super::PrimError;
 
@@ -64,9 +64,15 @@ pub async fn run(req: Request) -> Result<Output, PrimError> {
         // setuid and fail with EPERM.
         cmd.uid(uid).gid(gid);
     }
-    let mut child = cmd
-        .spawn()
+    // Registered until waited for, so that lbd as PID 1 reaps orphans
+    // without taking this child's exit status (lbd_sys::reap).
+    let (child, own) = lbd_sys::reap::spawn_own(|| cmd.spawn(), Child::id)
         .map_err(|e| PrimError::io(format!("exec {prog}"), e))?;
+    // Locals drop in reverse order: the child (killed and queued by tokio
+    // when not waited for) before its registration, so the reaper never
+    // reaps a pid that tokio may still signal.
+    let _own = own;
+    let mut child = child;
     let pid = child.id();
     if let (Some(data), Some(mut sin)) = (req.stdin, child.stdin.take()) {
         // A child that does not read its input must not stall us.
@@ -173,14 +179,15 @@ pub fn spawn(argv: &[String]) -> Result<(), PrimError> {
     let Some(prog) = argv.first() else {
         return Err(PrimError::Msg("spawn: empty argv".into()));
     };
-    let mut child = Command::new(prog)
-        .args(argv.get(1..).unwrap_or_default())
+    let mut cmd = Command::new(prog);
+    cmd.args(argv.get(1..).unwrap_or_default())
         .stdin(Stdio::null())
-        .process_group(0)
-        .spawn()
+        .process_group(0);
+    let (mut child, own) = lbd_sys::reap::spawn_own(|| cmd.spawn(), Child::id)
         .map_err(|e| PrimError::io(format!("spawn {prog}"), e))?;
     tokio::spawn(async move {
         let _ = child.wait().await;
+        drop(own);
     });
     Ok(())
 }
