@@ -347,26 +347,37 @@ impl Reader<'_> {
                         node.block = Some(children);
                         t.level().push(node);
                     }
-                    None => self.errors.push(span, "unexpected '}': no block is open"),
+                    // lib/parser.c: "Extra '}' found", and reading goes on.
+                    None => self.warn(
+                        span,
+                        "unexpected '}': no block is open (ignored, as keepalived does)".into(),
+                    ),
                 }
             }
         }
     }
 
-    /// The finished tree; blocks still open are errors (innermost first).
+    /// The finished tree. keepalived closes blocks still open at the end
+    /// ("There are N missing '}'s") and uses what it read: so does lbd,
+    /// with a warning per block (innermost first).
     fn finish(&mut self, mut st: Load) -> Vec<Node> {
         if st.stop {
             return Vec::new();
         }
         st.tree.flush();
         while let Some(f) = st.tree.open.pop() {
-            self.errors.push(
+            self.warn(
                 &f.node.span,
                 format!(
-                    "block {:?} is never closed: expected '}}'",
+                    "block {:?} is never closed (missing '}}'): closed at the end of the file, as keepalived does",
                     f.node.words.join(" ")
                 ),
             );
+            if !f.anon {
+                let mut node = f.node;
+                node.block = Some(f.children);
+                st.tree.level().push(node);
+            }
         }
         st.tree.top
     }
@@ -398,8 +409,14 @@ impl Reader<'_> {
                 // A FIFO, directory or device named here is refused by the read.
                 self.include_file(st, &full, span, depth + 1);
             } else {
-                self.errors
-                    .push(span, format!("include: file {} not found", full.display()));
+                // keepalived: "Config files missing", and it runs without them.
+                self.warn(
+                    span,
+                    format!(
+                        "include: file {} not found; read without it, as keepalived does",
+                        full.display()
+                    ),
+                );
             }
             return;
         }
@@ -581,10 +598,27 @@ mod tests {
 
     #[test]
     fn unbalanced() {
-        let (_, e) = tree("a {\n b\n");
-        assert_eq!(e.0[0].span.line, 1);
-        let (_, e) = tree("a\n}\n");
-        assert_eq!(e.0[0].span.line, 2);
+        // keepalived repairs both brace mistakes: warnings, and the tree is used.
+        let mut errors = Errors::default();
+        let mut warnings = Vec::new();
+        let n = Reader {
+            errors: &mut errors,
+            warnings: &mut warnings,
+            config_id: None,
+        }
+        .read_str("a {\n b\n", Path::new("t.conf"));
+        assert!(errors.is_empty());
+        assert_eq!(n[0].block.as_ref().map(Vec::len), Some(1));
+        assert_eq!(warnings[0].span.line, 1);
+        let mut warnings = Vec::new();
+        let _ = Reader {
+            errors: &mut errors,
+            warnings: &mut warnings,
+            config_id: None,
+        }
+        .read_str("a\n}\n", Path::new("t.conf"));
+        assert!(errors.is_empty());
+        assert_eq!(warnings[0].span.line, 2);
         let (_, e) = tree("a \"b\n");
         assert!(e.0[0].message.contains("unterminated quote"));
     }
