@@ -3,14 +3,9 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn lbd(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lbd"))
-        .args(args)
-        .output()
-        .expect("running lbd")
-}
+mod common;
+use common::{lbd, text};
 
 fn configs(kind: &str) -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -24,14 +19,6 @@ fn configs(kind: &str) -> Vec<PathBuf> {
     v.sort();
     assert!(!v.is_empty(), "no fixtures in {}", dir.display());
     v
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 #[test]

@@ -9,22 +9,9 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn lbd(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lbd"))
-        .args(args)
-        .output()
-        .expect("running lbd")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+mod common;
+use common::{lbd, text};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
