@@ -10,6 +10,7 @@ mod ka_syntax;
 mod keepalived;
 mod lbd_toml;
 pub mod model;
+mod routes;
 mod validate;
 mod values;
 
