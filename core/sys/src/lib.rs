@@ -1,6 +1,6 @@
 //! lbd-sys: the kernel edges for VRRP and IPVS.
 //!
-//! rtnetlink (links, addresses, link events), the VRRP raw sockets, the
+//! rtnetlink (links, addresses, routes, link events), the VRRP raw sockets, the
 //! gratuitous ARP / unsolicited NA sender and the IPVS generic netlink
 //! client. Kernel errors become [`SysError`] values that say what was
 //! attempted and where; nothing here decides policy.
@@ -11,6 +11,7 @@ pub mod firewall;
 mod garp;
 pub mod ipvs;
 mod netlink;
+mod route;
 mod sockopt;
 mod vrrp_socket;
 
@@ -19,4 +20,5 @@ pub use error::SysError;
 pub use garp::{garp_frame, icmpv6_checksum, unsolicited_na, GarpSender};
 pub use ipvs::{Ipvs, SyncDaemon, SyncState};
 pub use netlink::{AddrSpec, IfAddr, LinkEvent, LinkEvents, LinkInfo, Netlink};
+pub use route::{RouteKind, RouteSpec};
 pub use vrrp_socket::{RecvV6, VrrpSocketV4, VrrpSocketV6};
