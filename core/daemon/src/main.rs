@@ -10,6 +10,7 @@ mod lvs_desired;
 mod node;
 mod notify;
 mod plugins;
+mod routes;
 mod setup;
 
 use std::process::ExitCode;

@@ -74,6 +74,9 @@ impl std::fmt::Display for RouteSpec {
     }
 }
 
+/// The metric the kernel gives an IPv6 route added without one.
+const IP6_RT_PRIO_USER: u32 = 1024;
+
 /// RT_SCOPE_NOWHERE: in a delete request, "any scope" (as `ip route del`).
 const SCOPE_NOWHERE: u8 = 255;
 
@@ -120,7 +123,13 @@ impl RouteSpec {
         if let Some(i) = self.oif {
             a.push(RouteAttribute::Oif(i));
         }
-        if let Some(p) = self.metric {
+        // An IPv6 delete without a metric matches any metric, so it could
+        // take a neighbour of ours; the kernel gave ours 1024 (IP6_RT_PRIO_USER).
+        let metric = match (self.metric, delete && v6) {
+            (None, true) => Some(IP6_RT_PRIO_USER),
+            (m, _) => m,
+        };
+        if let Some(p) = metric {
             a.push(RouteAttribute::Priority(p));
         }
         Ok(m)
