@@ -835,12 +835,17 @@ impl Ka {
                     }
                     out.push(route);
                 }
-                Err(e) => self.warn(
+                Err(crate::routes::RouteError::Invalid(e)) => self.warn(
                     &l.span,
                     format!(
                         "{kw}: invalid route {:?}: {e}; skipped, as keepalived does",
                         l.words.join(" ")
                     ),
+                ),
+                // keepalived would install it: say so, not "as keepalived does".
+                Err(crate::routes::RouteError::Unsupported(e)) => self.warn(
+                    &l.span,
+                    format!("{kw}: route {:?} skipped: {e}", l.words.join(" ")),
                 ),
             }
         }

@@ -52,11 +52,40 @@ const UNSUPPORTED_WITH_VALUE: &[&str] = &[
     "track_group",
 ];
 
+/// Why a route line is skipped.
+#[derive(Debug)]
+pub(crate) enum RouteError {
+    /// keepalived (or the kernel) refuses it too.
+    Invalid(String),
+    /// keepalived installs it but lbd cannot yet.
+    Unsupported(String),
+}
+
+impl std::fmt::Display for RouteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RouteError::Invalid(m) | RouteError::Unsupported(m) => f.write_str(m),
+        }
+    }
+}
+
+impl From<String> for RouteError {
+    fn from(m: String) -> Self {
+        RouteError::Invalid(m)
+    }
+}
+
+impl From<&str> for RouteError {
+    fn from(m: &str) -> Self {
+        RouteError::Invalid(m.to_string())
+    }
+}
+
 /// Parses one route line. An `Err` is the reason the route is skipped.
 pub(crate) fn parse_route_words(
     words: &[String],
     span: &Span,
-) -> Result<(Route, RouteNotes), String> {
+) -> Result<(Route, RouteNotes), RouteError> {
     let mut notes = RouteNotes::default();
     let mut r = Route {
         span: span.clone(),
@@ -166,14 +195,14 @@ pub(crate) fn parse_route_words(
                 "\"{w}\" is ignored: lbd replaces a matching route (adopting an identical one)"
             )),
             "or" | "nexthop" => {
-                return Err(format!(
-                    "multipath routes (\"{w}\") are not supported yet; route skipped"
-                ))
+                return Err(RouteError::Unsupported(format!(
+                    "multipath routes (\"{w}\") are not supported yet"
+                )))
             }
             _ if UNSUPPORTED_WITH_VALUE.contains(&w) => {
-                return Err(format!(
-                    "route option \"{w}\" is not supported yet; route skipped"
-                ))
+                return Err(RouteError::Unsupported(format!(
+                    "route option \"{w}\" is not supported yet"
+                )))
             }
             _ => {
                 let mut d = w;
@@ -202,7 +231,8 @@ pub(crate) fn parse_route_words(
                 if dst.is_some() {
                     return Err(format!(
                         "unknown route keyword {d:?} (a destination is already given)"
-                    ));
+                    )
+                    .into());
                 }
                 if matches!(d, "default" | "any" | "all") {
                     dst = Some(None);
@@ -211,7 +241,7 @@ pub(crate) fn parse_route_words(
                         .map_err(|_| format!("unknown route keyword {d:?}: expected a destination such as 192.168.1.0/24 or a route option"))?;
                     family(a.is_ipv6(), d)?;
                     if host_bits(a, len) {
-                        return Err(format!("destination {d} has host bits set: the kernel refuses it (use the network address)"));
+                        return Err(format!("destination {d} has host bits set: the kernel refuses it (use the network address)").into());
                     }
                     dst = Some(Some((a, len)));
                 }
@@ -231,13 +261,15 @@ pub(crate) fn parse_route_words(
             return Err(format!(
                 "route to {}/{} needs via or dev (or a type such as blackhole)",
                 r.dst, r.dst_len
-            ));
+            )
+            .into());
         }
     } else if r.via.is_some() || r.dev.is_some() {
         return Err(format!(
             "a {} route takes no via or dev: the kernel refuses them",
             kind_name(r.kind)
-        ));
+        )
+        .into());
     }
     Ok((r, notes))
 }
@@ -317,7 +349,7 @@ fn format_protocol(p: u8) -> String {
         .map_or_else(|| p.to_string(), |(name, _)| (*name).to_string())
 }
 
-fn parse_kind(w: &str) -> Result<Option<RouteKind>, String> {
+fn parse_kind(w: &str) -> Result<Option<RouteKind>, RouteError> {
     Ok(Some(match w {
         "unicast" => RouteKind::Unicast,
         "blackhole" => RouteKind::Blackhole,
@@ -325,9 +357,9 @@ fn parse_kind(w: &str) -> Result<Option<RouteKind>, String> {
         "prohibit" => RouteKind::Prohibit,
         "throw" => RouteKind::Throw,
         "local" | "broadcast" | "anycast" | "multicast" | "nat" => {
-            return Err(format!(
-                "route type \"{w}\" is not supported yet; route skipped"
-            ))
+            return Err(RouteError::Unsupported(format!(
+                "route type \"{w}\" is not supported yet"
+            )))
         }
         _ => return Ok(None),
     }))
