@@ -389,6 +389,11 @@ impl Ka {
                     self.cfg.global.v3_checksum_as_v2 = b;
                 }
             }
+            // keepalived only knows it at the top level ("Unknown keyword").
+            "static_routes" => self.warn(
+                &n.span,
+                "static_routes is a top-level block, not part of global_defs: ignored with its block, as keepalived does",
+            ),
             _ => self.unsupported(n),
         }
     }

@@ -274,6 +274,19 @@ fn static_routes_are_read_at_top_level() {
 }
 
 #[test]
+fn static_routes_inside_global_defs_are_ignored_like_keepalived() {
+    let l = ka(&format!(
+        "global_defs {{\n static_routes {{\n 10.1.0.0/16 dev eth0\n }}\n}}\n{}",
+        inst_with_routes("10.5.0.0/16 dev eth0")
+    ));
+    assert!(l.config.static_routes.is_empty());
+    assert!(l
+        .warnings
+        .iter()
+        .any(|w| w.span.line == 2 && w.message.contains("top-level block")));
+}
+
+#[test]
 fn keepalived_samples_with_routes_load() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/configs/keepalived-samples");
     for (file, virt, stat) in [
