@@ -122,6 +122,7 @@ struct RawInstance {
     use_vmac: Option<Option<String>>,
     v3_checksum_as_v2: Option<bool>,
     old_unicast_checksum: OldUnicastChecksum,
+    virtual_routes: Vec<Route>,
 }
 
 /// Every keyword keepalived itself knows (see the file's header).
@@ -298,6 +299,10 @@ impl Ka {
             "virtual_server" => self.virtual_server(n),
             "vrrp_script" => self.vrrp_script(n),
             "track_file" | "vrrp_track_file" => self.track_file(n),
+            "static_routes" => {
+                let routes = self.route_block(n);
+                self.cfg.static_routes.extend(routes);
+            }
             _ => self.unsupported(n),
         }
     }
@@ -401,6 +406,11 @@ impl Ka {
                     self.cfg.global.v3_checksum_as_v2 = b;
                 }
             }
+            // keepalived only knows it at the top level ("Unknown keyword").
+            "static_routes" => self.warn(
+                &n.span,
+                "static_routes is a top-level block, not part of global_defs: ignored with its block, as keepalived does",
+            ),
             _ => self.unsupported(n),
         }
     }
@@ -698,6 +708,10 @@ impl Ka {
                     r.v3_checksum_as_v2 = Some(b);
                 }
             }
+            "virtual_routes" => {
+                let routes = self.route_block(n);
+                r.virtual_routes.extend(routes);
+            }
             "old_unicast_checksum" => match n.arg(1) {
                 None => r.old_unicast_checksum = OldUnicastChecksum::Always,
                 Some("never") => r.old_unicast_checksum = OldUnicastChecksum::Never,
@@ -808,6 +822,55 @@ impl Ka {
                 _ => self.unsupported(l),
             }
         }
+    }
+
+    /// `virtual_routes { ... }` / `static_routes { ... }`: one route per
+    /// line. As keepalived does, a route it cannot read is reported and
+    /// skipped; the rest of the file still applies.
+    fn route_block(&mut self, n: &Node) -> Vec<Route> {
+        let kw = n.keyword();
+        let mut out = Vec::new();
+        let Some(lines) = self.block(n) else {
+            return out;
+        };
+        for l in lines {
+            if l.block.is_some() {
+                self.warn(
+                    &l.span,
+                    format!("{kw}: unexpected '{{' block in a route (skipped)"),
+                );
+                continue;
+            }
+            match crate::routes::parse_route_words(&l.words, &l.span) {
+                Ok((mut route, notes)) => {
+                    for m in notes.notes {
+                        self.note(&l.span, format!("{kw}: {m}"));
+                    }
+                    // alloc_route: a tracked route is always keepalived's own.
+                    if notes.protocol_given
+                        && !notes.no_track
+                        && route.protocol != RTPROT_KEEPALIVED
+                    {
+                        self.warn(&l.span, format!("{kw}: a route without no_track is marked protocol keepalived (18); protocol reset, as keepalived does"));
+                        route.protocol = RTPROT_KEEPALIVED;
+                    }
+                    out.push(route);
+                }
+                Err(crate::routes::RouteError::Invalid(e)) => self.warn(
+                    &l.span,
+                    format!(
+                        "{kw}: invalid route {:?}: {e}; skipped, as keepalived does",
+                        l.words.join(" ")
+                    ),
+                ),
+                // keepalived would install it: say so, not "as keepalived does".
+                Err(crate::routes::RouteError::Unsupported(e)) => self.warn(
+                    &l.span,
+                    format!("{kw}: route {:?} skipped: {e}", l.words.join(" ")),
+                ),
+            }
+        }
+        out
     }
 
     fn finish(&mut self, mut r: RawInstance) {
@@ -927,6 +990,7 @@ impl Ka {
             use_vmac: None,
             v3_checksum_as_v2: r.v3_checksum_as_v2.unwrap_or(g.v3_checksum_as_v2),
             old_unicast_checksum: r.old_unicast_checksum,
+            virtual_routes: r.virtual_routes,
         };
         // IPv6 instances always run v3 unless told otherwise (validate rejects an explicit v2).
         inst.version = r.version.unwrap_or(if inst.is_ipv6() {

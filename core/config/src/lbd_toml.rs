@@ -31,6 +31,17 @@ struct FileT {
     track_script: Vec<Spanned<TrackScriptT>>,
     #[serde(default)]
     notify: Vec<Spanned<NotifyT>>,
+    #[serde(default, rename = "static")]
+    static_: StaticT,
+}
+
+/// `[static]`: what is installed whatever the VRRP state (keepalived's
+/// `static_routes`).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct StaticT {
+    #[serde(default)]
+    routes: Vec<Spanned<RouteT>>,
 }
 
 #[derive(Deserialize)]
@@ -378,6 +389,8 @@ struct InstanceT {
     use_vmac: Option<String>,
     v3_checksum_as_v2: Option<bool>,
     old_unicast_checksum: Option<OldUnicastChecksumT>,
+    #[serde(default)]
+    virtual_routes: Vec<Spanned<RouteT>>,
 }
 
 #[derive(Deserialize, Clone, Copy)]
@@ -536,6 +549,105 @@ impl<'de> Deserialize<'de> for TrackT {
     }
 }
 
+/// A route: the `ip route` string or a table with the same parts.
+struct RouteT(Vec<String>);
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RouteTable {
+    to: String,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    src: Option<String>,
+    via: Option<String>,
+    dev: Option<String>,
+    scope: Option<String>,
+    table: Option<NumOrName>,
+    metric: Option<u32>,
+    protocol: Option<NumOrName>,
+    #[serde(default)]
+    onlink: bool,
+}
+
+/// `table = 100` or `table = "main"`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum NumOrName {
+    Num(u32),
+    Name(String),
+}
+
+impl NumOrName {
+    fn word(self) -> String {
+        match self {
+            NumOrName::Num(n) => n.to_string(),
+            NumOrName::Name(s) => s,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RouteT {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RouteT;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a route string like \"10.1.0.0/16 via 10.0.0.254 dev eth0\" or a table { to = ..., via = ... }")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<RouteT, E> {
+                Ok(RouteT(s.split_whitespace().map(String::from).collect()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, m: A) -> Result<RouteT, A::Error> {
+                let t = RouteTable::deserialize(de::value::MapAccessDeserializer::new(m))?;
+                // Rebuilt as words so both forms go through one parser.
+                let mut w = Vec::new();
+                w.extend(t.kind);
+                w.push(t.to);
+                for (k, v) in [
+                    ("src", t.src),
+                    ("via", t.via),
+                    ("dev", t.dev),
+                    ("scope", t.scope),
+                    ("table", t.table.map(NumOrName::word)),
+                    ("metric", t.metric.map(|m| m.to_string())),
+                    ("protocol", t.protocol.map(NumOrName::word)),
+                ] {
+                    if let Some(v) = v {
+                        w.push(k.into());
+                        w.push(v);
+                    }
+                }
+                if t.onlink {
+                    w.push("onlink".into());
+                }
+                Ok(RouteT(w))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Routes of lbd's own syntax: anything the keepalived reader would skip
+/// with a warning is an error here (TOML is strict).
+fn route_list(
+    list: Vec<Spanned<RouteT>>,
+    span_at: &dyn Fn(usize) -> Span,
+    errs: &mut Errors,
+) -> Vec<Route> {
+    let mut out = Vec::new();
+    for r in list {
+        let rspan = span_at(r.span().start);
+        match crate::routes::parse_route_words(&r.get_ref().0, &rspan) {
+            Ok((route, _)) => out.push(route),
+            Err(e) => errs.push(
+                &rspan,
+                format!("invalid route {:?}: {e}", r.get_ref().0.join(" ")),
+            ),
+        }
+    }
+    out
+}
+
 /// Byte offsets of the line starts, so a span's line is a binary search:
 /// counting newlines from the start for each span was quadratic (minutes
 /// for 5000 virtual servers).
@@ -671,7 +783,9 @@ pub(crate) fn parse(text: &str, file: &Path) -> Result<(Config, Vec<Warning>), C
         track_scripts: Vec::new(),
         notify_hooks: Vec::new(),
         skipped_checks: Vec::new(),
+        static_routes: Vec::new(),
     };
+    cfg.static_routes = route_list(f.static_.routes, &span_at, &mut errs);
     for t in f.track_script {
         let span = span_at(t.span().start);
         let t = t.into_inner();
@@ -787,6 +901,7 @@ pub(crate) fn parse(text: &str, file: &Path) -> Result<(Config, Vec<Warning>), C
             None => InitialState::Backup,
         };
         let track_span = span.clone();
+        let virtual_routes = route_list(it.virtual_routes, &span_at, &mut errs);
         let mut inst = VrrpInstance {
             name,
             span,
@@ -819,6 +934,7 @@ pub(crate) fn parse(text: &str, file: &Path) -> Result<(Config, Vec<Warning>), C
                 Some(OldUnicastChecksumT::Always) => OldUnicastChecksum::Always,
                 Some(OldUnicastChecksumT::Never) => OldUnicastChecksum::Never,
             },
+            virtual_routes,
         };
         inst.version = it.version.map_or(
             if inst.is_ipv6() {
@@ -1171,6 +1287,10 @@ pub fn to_toml(cfg: &Config) -> String {
         let _ = writeln!(o, "enable_script_security = true");
     }
     render_lvs(&mut o, g);
+    if !cfg.static_routes.is_empty() {
+        let _ = writeln!(o, "\n[static]");
+        render_routes(&mut o, "routes", &cfg.static_routes);
+    }
     for i in &cfg.instances {
         let _ = writeln!(o, "\n[[vrrp.instance]]");
         let _ = writeln!(o, "name = {}", q(&i.name));
@@ -1255,6 +1375,7 @@ pub fn to_toml(cfg: &Config) -> String {
         if i.garp != g.garp {
             let _ = writeln!(o, "garp = {}", garp_inline(&i.garp));
         }
+        render_routes(&mut o, "virtual_routes", &i.virtual_routes);
     }
     for sg in &cfg.sync_groups {
         let _ = writeln!(o, "\n[[vrrp.sync_group]]");
@@ -1275,6 +1396,18 @@ pub fn to_toml(cfg: &Config) -> String {
         render_vs(&mut o, cfg, v);
     }
     o
+}
+
+fn render_routes(o: &mut String, key: &str, routes: &[Route]) {
+    use std::fmt::Write;
+    if routes.is_empty() {
+        return;
+    }
+    let _ = writeln!(o, "{key} = [");
+    for r in routes {
+        let _ = writeln!(o, "  {},", q(&crate::routes::format_route(r)));
+    }
+    let _ = writeln!(o, "]");
 }
 
 /// `[global.lvs]`, only when something in it differs from the defaults.

@@ -11,6 +11,7 @@ mod keepalived;
 mod lbd_toml;
 mod limits;
 pub mod model;
+mod routes;
 mod validate;
 mod values;
 

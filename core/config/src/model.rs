@@ -95,6 +95,9 @@ pub struct Config {
     /// keepalived checkers lbd does not run (e.g. BFD_CHECK): kept so that
     /// `--convert` shows them; their real servers are treated as up.
     pub skipped_checks: Vec<SkippedCheck>,
+    /// keepalived `static_routes`: installed at start whatever the VRRP
+    /// state, removed at stop.
+    pub static_routes: Vec<Route>,
 }
 
 /// A keepalived checker block that has no lbd plugin.
@@ -429,7 +432,56 @@ pub struct VrrpInstance {
     /// v3 unicast over IPv4: keepalived's pre-1.3.6 checksum, with the
     /// multicast group in the pseudo-header (`old_unicast_checksum [never]`).
     pub old_unicast_checksum: OldUnicastChecksum,
+    /// keepalived `virtual_routes`: added after the VIPs on becoming
+    /// master, removed on leaving master and at stop.
+    pub virtual_routes: Vec<Route>,
 }
+
+/// A route in `ip route` / keepalived syntax (`virtual_routes`,
+/// `static_routes`). Interfaces are names: they are resolved when the
+/// route is installed, so a missing one is a runtime error, not a
+/// configuration one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Route {
+    pub span: Span,
+    pub kind: RouteKind,
+    /// Destination network; host bits are clear (the kernel refuses others).
+    pub dst: IpAddr,
+    pub dst_len: u8,
+    /// Preferred source address (`src`).
+    pub src: Option<IpAddr>,
+    /// Gateway (`via`, or keepalived's older `gw`).
+    pub via: Option<IpAddr>,
+    /// Output interface (`dev` / `oif`).
+    pub dev: Option<String>,
+    /// `None`: iproute2's choice (link for a unicast route without gateway,
+    /// global otherwise).
+    pub scope: Option<Scope>,
+    /// Routing table number; 254 is `main`.
+    pub table: u32,
+    /// `metric` / `priority` / `preference`; `None` = the kernel's default.
+    pub metric: Option<u32>,
+    /// rtnetlink protocol; keepalived marks its routes 18 (`keepalived`).
+    pub protocol: u8,
+    /// `onlink`: the gateway is on the link even without a matching subnet.
+    pub onlink: bool,
+}
+
+/// Route types lbd installs (iproute2's `TYPE` before the destination).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum RouteKind {
+    #[default]
+    Unicast,
+    Blackhole,
+    Unreachable,
+    Prohibit,
+    Throw,
+}
+
+/// The main routing table (RT_TABLE_MAIN).
+pub const RT_TABLE_MAIN: u32 = 254;
+/// keepalived's protocol for the routes it installs (RTPROT_KEEPALIVED).
+pub const RTPROT_KEEPALIVED: u8 = 18;
 
 /// keepalived `old_unicast_checksum`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]

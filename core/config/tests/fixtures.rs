@@ -42,6 +42,12 @@ fn strip_spans(mut c: Config) -> Config {
         for r in &mut i.track_scripts {
             r.span = Span::default();
         }
+        for r in &mut i.virtual_routes {
+            r.span = Span::default();
+        }
+    }
+    for r in &mut c.static_routes {
+        r.span = Span::default();
     }
     for t in &mut c.track_scripts {
         t.span = Span::default();

@@ -11,6 +11,7 @@ mod node;
 mod notify;
 mod pid1;
 mod plugins;
+mod routes;
 mod setup;
 
 use std::process::ExitCode;

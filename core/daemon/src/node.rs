@@ -26,6 +26,7 @@ use crate::health::{Health, HealthEv};
 use crate::lvs::LvsHandle;
 use crate::lvs_desired::{HealthView, RsId, RsStatus};
 use crate::notify::{Hooks, Transition};
+use crate::routes::Routes;
 use lbd_plugin::EventKind;
 
 const PROTO_VRRP: u8 = 112;
@@ -130,6 +131,15 @@ struct Node {
     scripts_ok: HashMap<String, bool>,
     hooks: Hooks,
     health_tx: Option<mpsc::UnboundedSender<HealthEv>>,
+    /// virtual_routes and static_routes, changed off the VRRP loop.
+    routes: Routes,
+}
+
+/// How route logs name a set of routes.
+const STATIC_ROUTES: &str = "static_routes";
+
+fn route_owner(instance: &str) -> String {
+    format!("VRRP_Instance({instance})")
 }
 
 pub async fn run(config: Config, path: std::path::PathBuf) -> Result<()> {
@@ -287,6 +297,7 @@ fn interval_cs(d: Duration) -> u16 {
 impl Node {
     async fn build(nl: Netlink, config: &Config) -> Result<Node> {
         let g = &config.global;
+        let routes = Routes::start(nl.clone());
         let mut node = Node {
             nl,
             socks: Vec::new(),
@@ -310,6 +321,7 @@ impl Node {
             scripts_ok: HashMap::new(),
             hooks: Hooks::default(),
             health_tx: None,
+            routes,
         };
         for l in node.nl.links().await.context("listing links")? {
             node.links.insert(l.name.clone(), l.up);
@@ -617,11 +629,17 @@ impl Node {
             warn!("{w}");
         }
         let new = loaded.config;
-        let vrrp_changed = new.instances != running.instances
+        // Routes are applied below; any other VRRP change waits.
+        let without_routes = |c: &Config| {
+            let mut v = c.instances.clone();
+            v.iter_mut().for_each(|i| i.virtual_routes.clear());
+            v
+        };
+        let vrrp_changed = without_routes(&new) != without_routes(running)
             || new.sync_groups != running.sync_groups
             || new.global != running.global;
         if vrrp_changed {
-            warn!("reload: VRRP or global changes are not applied until lbd restarts");
+            warn!("reload: VRRP or global changes are not applied until lbd restarts (virtual_routes and static_routes are)");
         }
         match (
             &self.lvs,
@@ -636,6 +654,7 @@ impl Node {
             }
             (None, Ok(_)) => {}
         }
+        self.reload_routes(&new);
         info!("reloaded {}", path.display());
         // Checks restart on the new configuration; servers keep the health
         // they had (it is keyed by address, not by position).
@@ -646,6 +665,32 @@ impl Node {
         }
         self.cfg = new.clone();
         *running = new;
+    }
+
+    /// SIGHUP: routes are applied as a diff. Static routes always; an
+    /// instance's virtual routes change on the kernel only while it is
+    /// master, and it takes the new list into its next transitions. An
+    /// instance added or removed by the reload waits for the restart
+    /// with the rest of its VRRP configuration.
+    fn reload_routes(&mut self, new: &Config) {
+        self.routes
+            .apply_diff(STATIC_ROUTES, &self.cfg.static_routes, &new.static_routes);
+        for inst in &mut self.insts {
+            let Some(n) = new.instances.iter().find(|n| n.name == inst.cfg.name) else {
+                continue;
+            };
+            if crate::routes::same_list(&inst.cfg.virtual_routes, &n.virtual_routes) {
+                continue;
+            }
+            let owner = route_owner(&inst.cfg.name);
+            if inst.fsm.state() == State::Master {
+                self.routes
+                    .apply_diff(&owner, &inst.cfg.virtual_routes, &n.virtual_routes);
+            } else {
+                info!("{owner}: reload: virtual_routes changed; applied when it is next master");
+            }
+            inst.cfg.virtual_routes = n.virtual_routes.clone();
+        }
     }
 
     /// RFC 5798 §6.1: without Accept_Mode a non-owner master must not accept
@@ -694,8 +739,14 @@ impl Node {
     async fn start(&mut self, now: Instant) {
         // A previous lbd killed with SIGKILL may have left VIPs behind: a
         // node that is not master must not hold them.
+        // Static routes first: keepalived installs them before VRRP starts.
+        self.routes.install(STATIC_ROUTES, &self.cfg.static_routes);
         for i in 0..self.insts.len() {
             self.remove_vips(i, true).await;
+            // Same for routes; the queue runs this before any install.
+            let inst = &self.insts[i].cfg;
+            self.routes
+                .remove(&route_owner(&inst.name), &inst.virtual_routes, true);
             let (fault, adj) = self.tracking(i);
             self.insts[i].fsm.handle(now, Input::PriorityAdjust(adj));
             if fault {
@@ -715,6 +766,11 @@ impl Node {
         for i in 0..self.insts.len() {
             self.remove_vips(i, true).await;
         }
+        // Masters' virtual routes were queued for removal by their
+        // transitions above; static routes go last, as in keepalived.
+        self.routes
+            .remove(STATIC_ROUTES, &self.cfg.static_routes, false);
+        self.routes.flush().await;
         // keepalived's notify_stop, instances then groups.
         for inst in &self.insts {
             self.hooks.emit(Transition {
@@ -1113,6 +1169,21 @@ impl Node {
                 self.counters.bump(&format!("state_{to:?}").to_lowercase());
                 if let Some(l) = &self.lvs {
                     l.instance_state(&inst.cfg.name, to == State::Master);
+                }
+                // Queued after the transition's VIPs, advert and GARP (and,
+                // leaving master, after the priority-0 advert and the VIP
+                // removal): the peer's takeover never waits for routes. A
+                // route whose `src` is a VIP is flushed by the kernel with
+                // the address; removing it again is a tolerated ESRCH.
+                if to == State::Master {
+                    self.routes
+                        .install(&route_owner(&inst.cfg.name), &inst.cfg.virtual_routes);
+                } else if from == State::Master {
+                    self.routes.remove(
+                        &route_owner(&inst.cfg.name),
+                        &inst.cfg.virtual_routes,
+                        false,
+                    );
                 }
                 // After the critical work (VIPs, GARP) of the transition.
                 if let Some(state) = state_name(to) {

@@ -271,7 +271,7 @@ impl Netlink {
 
     /// Send one request and wait for its ACK; the errno comes back as an
     /// io::Error so callers can pick out the ones that mean "already done".
-    async fn ack(&self, msg: RouteNetlinkMessage, flags: u16) -> std::io::Result<()> {
+    pub(crate) async fn ack(&self, msg: RouteNetlinkMessage, flags: u16) -> std::io::Result<()> {
         let mut req = NetlinkMessage::from(msg);
         req.header.flags = flags;
         let mut handle = self.handle.clone();

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use lbd_sys::{
     check_privileges, garp_frame, icmpv6_checksum, AddrSpec, GarpSender, LinkEvent, Netlink,
-    SysError, VrrpSocketV4, VrrpSocketV6,
+    RouteKind, RouteSpec, SysError, VrrpSocketV4, VrrpSocketV6,
 };
 
 const DEADLINE: Duration = Duration::from_secs(10);
@@ -247,6 +247,116 @@ fn addresses_add_replace_delete() {
     let out = a.ip(&["-6", "addr", "show", "dev", "va"]);
     let line = out.lines().find(|l| l.contains("fd00::100")).unwrap();
     assert!(!line.contains("tentative"), "{line}");
+}
+
+/// Replace adopts an existing identical route, delete tolerates an absent
+/// one, and `ip route` shows what was asked (table, scope, type, protocol).
+#[test]
+fn routes_replace_delete() {
+    if !root() {
+        return;
+    }
+    let (a, _b) = pair();
+    // An operator's identical route, protocol boot: replace adopts it.
+    a.ip(&["route", "add", "10.20.0.0/16", "via", "10.9.0.254"]);
+    let shown = a.run(|| async {
+        let (nl, _ev) = Netlink::connect().await.unwrap();
+        let va = nl.link_by_name("va").await.unwrap();
+        let r = |dst: &str, len, via: Option<&str>, kind, table| RouteSpec {
+            kind,
+            dst: dst.parse().unwrap(),
+            dst_len: len,
+            src: None,
+            via: via.map(|v| v.parse().unwrap()),
+            oif: (kind == RouteKind::Unicast).then_some(va.index),
+            scope: if via.is_none() && kind == RouteKind::Unicast {
+                253
+            } else {
+                0
+            },
+            table,
+            metric: None,
+            protocol: 18,
+            onlink: false,
+        };
+        let routes = [
+            r("10.20.0.0", 16, Some("10.9.0.254"), RouteKind::Unicast, 254),
+            r("10.21.0.0", 16, None, RouteKind::Unicast, 254),
+            r("10.22.0.1", 32, None, RouteKind::Blackhole, 254),
+            r("0.0.0.0", 0, Some("10.9.0.254"), RouteKind::Unicast, 100),
+            r("fd01::", 64, Some("fd00::fe"), RouteKind::Unicast, 254),
+        ];
+        for x in &routes {
+            nl.route_replace(x).await.unwrap();
+            nl.route_replace(x).await.unwrap(); // again: no EEXIST
+        }
+        let shown = (
+            String::from_utf8_lossy(
+                &Command::new("ip")
+                    .args(["route", "show"])
+                    .output()
+                    .unwrap()
+                    .stdout,
+            )
+            .into_owned(),
+            String::from_utf8_lossy(
+                &Command::new("ip")
+                    .args(["route", "show", "table", "100"])
+                    .output()
+                    .unwrap()
+                    .stdout,
+            )
+            .into_owned(),
+            String::from_utf8_lossy(
+                &Command::new("ip")
+                    .args(["-6", "route", "show"])
+                    .output()
+                    .unwrap()
+                    .stdout,
+            )
+            .into_owned(),
+        );
+        for x in &routes {
+            nl.route_del(x).await.unwrap();
+            nl.route_del(x).await.unwrap(); // gone: Ok
+        }
+        // Errors say what and where.
+        let bad = RouteSpec {
+            oif: Some(999_999),
+            ..routes[1].clone()
+        };
+        let msg = nl.route_replace(&bad).await.unwrap_err().to_string();
+        assert!(
+            msg.starts_with("adding route 10.21.0.0/16 dev index 999999: "),
+            "{msg}"
+        );
+        shown
+    });
+    let (main, t100, v6) = shown;
+    assert!(
+        main.contains("10.20.0.0/16 via 10.9.0.254 dev va proto keepalived"),
+        "{main}"
+    );
+    assert!(
+        main.contains("10.21.0.0/16 dev va proto keepalived scope link"),
+        "{main}"
+    );
+    assert!(
+        main.contains("blackhole 10.22.0.1 proto keepalived"),
+        "{main}"
+    );
+    assert!(
+        t100.contains("default via 10.9.0.254 dev va proto keepalived"),
+        "{t100}"
+    );
+    assert!(
+        v6.contains("fd01::/64 via fd00::fe dev va proto keepalived"),
+        "{v6}"
+    );
+    let after = a.ip(&["route", "show", "table", "all"]);
+    for gone in ["10.20.0.0", "10.21.0.0", "10.22.0.1", "table 100", "fd01::"] {
+        assert!(!after.contains(gone), "{gone} left behind:\n{after}");
+    }
 }
 
 #[test]
