@@ -229,7 +229,7 @@ mod tests {
     fn r(line: usize, via: [u8; 4]) -> Route {
         Route {
             span: Span {
-                file: "x.conf".into(),
+                file: std::path::Path::new("x.conf").into(),
                 line,
             },
             kind: RouteKind::Unicast,
