@@ -34,11 +34,7 @@ impl Ka {
         let mut notes = Vec::new();
         let mut seen = HashSet::new();
         self.cfg.virtual_servers.retain_mut(|v| {
-            let what = match &v.target {
-                VsTarget::Addr { ip, port } => format!("virtual_server {ip} {port}"),
-                VsTarget::Fwmark(m) => format!("virtual_server fwmark {m}"),
-                VsTarget::Group(n) => format!("virtual_server group {n}"),
-            };
+            let what = format!("virtual_server {}", super::lvs::target_text(&v.target));
             if let VsTarget::Group(g) = &v.target {
                 if !groups.contains(g) {
                     notes.push((v.span.clone(), format!("{what}: virtual_server_group {g:?} is not defined; the service is ignored, as keepalived does")));
@@ -198,8 +194,8 @@ impl Ka {
                 ("unicast_src_ip", &mut i.unicast_src),
                 ("mcast_src_ip", &mut i.mcast_src),
             ] {
-                if a.is_some_and(|x| x.is_ipv6() != v6) {
-                    notes.push((i.span.clone(), format!("vrrp_instance {n}: {what} {} is not of the instance's address family; ignored, as keepalived does", a.unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)))));
+                if let Some(x) = a.filter(|x| x.is_ipv6() != v6) {
+                    notes.push((i.span.clone(), format!("vrrp_instance {n}: {what} {x} is not of the instance's address family; ignored, as keepalived does")));
                     *a = None;
                 }
             }
