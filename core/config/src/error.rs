@@ -1,7 +1,7 @@
 //! Errors with a file:line for every finding, so one load reports all the
 //! problems it can see instead of the first only.
 
-use crate::model::{Span, Warning};
+use crate::model::{Span, Warning, WarningKind};
 
 /// Findings kept per load, each of errors and warnings: enough to act on,
 /// and a file of a million bad lines cannot grow memory with them.
@@ -93,10 +93,19 @@ impl Errors {
 pub(crate) fn push_warning(warnings: &mut Vec<Warning>, w: Warning) {
     match warnings.len() {
         n if n < MAX_FINDINGS => warnings.push(w),
-        MAX_FINDINGS => warnings.push(Warning::repaired(
-            w.span,
-            format!("more than {MAX_FINDINGS} warnings: the rest are not listed"),
-        )),
-        _ => {}
+        // The summary takes the worst kind of what it hides, so `--check`'s
+        // exit status still tells whether anything was repaired.
+        MAX_FINDINGS => warnings.push(Warning {
+            span: w.span,
+            message: format!("more than {MAX_FINDINGS} warnings: the rest are not listed"),
+            kind: w.kind,
+        }),
+        _ => {
+            if let Some(last) = warnings.last_mut() {
+                if w.kind == WarningKind::Repaired {
+                    last.kind = WarningKind::Repaired;
+                }
+            }
+        }
     }
 }

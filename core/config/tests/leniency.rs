@@ -406,3 +406,17 @@ fn unicast_peer_of_the_other_family_is_skipped() {
     );
     warned(&l, "invalid IP address \"nonsense\"", WarningKind::Repaired);
 }
+
+/// Past the cap on listed warnings, the summary line still carries whether
+/// anything hidden was a repair (so `--check` exits 0 or 5 truthfully).
+#[test]
+fn warning_cap_keeps_the_worst_kind() {
+    let vs: String = (0..1100)
+        .map(|i| format!("virtual_server 10.0.{}.{} 80 {{\n protocol TCP\n lb_algo rr\n lb_kind nat\n real_server 10.9.0.1 80\n}}\n", i / 250, i % 250))
+        .collect();
+    let notes = ka(&vs);
+    assert_eq!(notes.warnings.len(), 1001);
+    assert!(notes.warnings.iter().all(|w| w.kind == WarningKind::Note));
+    let l = ka(&format!("{vs}frobnicate\n"));
+    assert_eq!(l.warnings[1000].kind, WarningKind::Repaired);
+}
