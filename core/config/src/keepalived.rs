@@ -140,7 +140,10 @@ fn unsupported_msg(kw: &str) -> String {
     if keepalived_keywords().any(|k| k == kw) {
         return format!("keyword {kw} is not supported yet (ignored)");
     }
+    // A distance of at most 2 needs lengths within 2: skip the rest cheaply
+    // (a file of garbage words must not cost 361 edit distances per word).
     let near = keepalived_keywords()
+        .filter(|k| k.len().abs_diff(kw.len()) <= 2 && kw.len() <= 64)
         .map(|k| (strsim::levenshtein(k, kw), k))
         .filter(|(d, _)| *d <= 2 && *d < kw.len())
         .min();
@@ -165,6 +168,11 @@ impl Ka {
     }
 
     fn unsupported(&mut self, n: &Node) {
+        if self.warnings.len() > crate::error::MAX_FINDINGS {
+            // Past the cap only the kind counts: skip the keyword search.
+            self.warn(&n.span, String::new());
+            return;
+        }
         let mut m = unsupported_msg(n.keyword());
         if n.block.is_some() && !keepalived_keywords().any(|k| k == n.keyword()) {
             // See KEEPALIVED.md "Where lbd knowingly differs".
