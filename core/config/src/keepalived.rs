@@ -134,10 +134,17 @@ fn keepalived_keywords() -> impl Iterator<Item = &'static str> {
         .filter(|l| !l.starts_with('#') && !l.is_empty())
 }
 
+fn is_keepalived_keyword(kw: &str) -> bool {
+    static SET: std::sync::OnceLock<std::collections::HashSet<&'static str>> =
+        std::sync::OnceLock::new();
+    SET.get_or_init(|| keepalived_keywords().collect())
+        .contains(kw)
+}
+
 /// keepalived skips a keyword it does not know ("Unknown keyword"), and
 /// its block with it; lbd does too, but says which of the two it is.
 fn unsupported_msg(kw: &str) -> String {
-    if keepalived_keywords().any(|k| k == kw) {
+    if is_keepalived_keyword(kw) {
         return format!("keyword {kw} is not supported yet (ignored)");
     }
     // A distance of at most 2 needs lengths within 2: skip the rest cheaply
@@ -174,7 +181,7 @@ impl Ka {
             return;
         }
         let mut m = unsupported_msg(n.keyword());
-        if n.block.is_some() && !keepalived_keywords().any(|k| k == n.keyword()) {
+        if n.block.is_some() && !is_keepalived_keyword(n.keyword()) {
             // See KEEPALIVED.md "Where lbd knowingly differs".
             m.push_str(" (keepalived 2.2 would instead read the block's lines one level up and end the enclosing block at its '}': fix the name)");
         }
