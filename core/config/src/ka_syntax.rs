@@ -90,6 +90,11 @@ struct Load {
     words: usize,
     /// A limit was hit: the load has failed, nothing more is read.
     stop: bool,
+    /// keepalived's `$NAME=value` definitions, for the lines after them
+    /// (across includes, as keepalived keeps them).
+    defs: std::collections::HashMap<String, String>,
+    /// A definition continued with a trailing `\`: its name and lines so far.
+    def_open: Option<(String, String)>,
 }
 
 impl Load {
@@ -100,6 +105,8 @@ impl Load {
             files: 0,
             words: 0,
             stop: false,
+            defs: Default::default(),
+            def_open: None,
         }
     }
 }
@@ -183,6 +190,32 @@ impl Reader<'_> {
                     .push(&span, "unterminated quote: expected a closing '\"'");
                 continue;
             }
+            // lib/parser.c: `$NAME=value` defines a parameter; a trailing
+            // `\` continues it on the next line as a line of its own, so a
+            // definition may hold whole blocks.
+            if let Some((name, mut value)) = st.def_open.take() {
+                value.push('\n');
+                value.push_str(&clean);
+                if cont {
+                    st.def_open = Some((name, value));
+                } else {
+                    st.defs.insert(name, value);
+                }
+                continue;
+            }
+            if pending.is_none() {
+                if let Some((name, value)) = definition(&clean) {
+                    // Kept as written: keepalived expands at each use, so a
+                    // definition may name one made after it.
+                    let value = value.to_string();
+                    if cont {
+                        st.def_open = Some((name, value));
+                    } else {
+                        st.defs.insert(name, value);
+                    }
+                    continue;
+                }
+            }
             // A trailing backslash joins the next physical line; the span stays on the first.
             let (start, joined) = match pending.take() {
                 Some((l, mut acc)) => {
@@ -215,6 +248,91 @@ impl Reader<'_> {
         if st.stop {
             return;
         }
+        if line.contains('$') && !st.defs.is_empty() {
+            let expanded = self.substitute(st, line, span, 0);
+            if expanded != line {
+                // A multi-line definition stands for several lines, each at this one's span.
+                for piece in expanded.split('\n') {
+                    self.lex_expanded(st, piece.trim(), span, depth);
+                }
+                return;
+            }
+        }
+        self.lex_expanded(st, line, span, depth);
+    }
+
+    /// `$NAME` (followed by a blank, `,`, `)` or the end) and `${NAME}`
+    /// replaced by their definitions, themselves expanded (at most
+    /// MAX_PARAM_DEPTH deep: a definition naming itself is an error, not a
+    /// loop); an undefined name stays as written, as keepalived leaves it.
+    /// The growth counts against the size limit, so definitions that double
+    /// each other cannot exhaust memory.
+    fn substitute(&mut self, st: &mut Load, line: &str, span: &Span, depth: usize) -> String {
+        let mut out = String::with_capacity(line.len());
+        let mut rest = line;
+        while let Some(i) = rest.find('$') {
+            out.push_str(&rest[..i]);
+            let after = &rest[i + 1..];
+            let (name, used, braced) = match after.strip_prefix('{') {
+                Some(b) => match b.find('}') {
+                    Some(e) => (&b[..e], e + 2, true),
+                    None => ("", 0, true),
+                },
+                None => {
+                    let e = after
+                        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                        .unwrap_or(after.len());
+                    (&after[..e], e, false)
+                }
+            };
+            let ends_ok = braced
+                || after[used..]
+                    .chars()
+                    .next()
+                    .is_none_or(|c| matches!(c, ' ' | '\t' | '\n' | ',' | ')'));
+            match st
+                .defs
+                .get(name)
+                .filter(|_| !name.is_empty() && ends_ok)
+                .cloned()
+            {
+                Some(_) if depth >= MAX_PARAM_DEPTH => {
+                    self.errors.push(
+                        span,
+                        format!("parameter ${name}: definitions nested deeper than {MAX_PARAM_DEPTH} (does it name itself?)"),
+                    );
+                    st.stop = true;
+                    return out;
+                }
+                Some(v) => {
+                    let v = self.substitute(st, &v, span, depth + 1);
+                    if st.stop {
+                        return out;
+                    }
+                    let grow = v.len() as u64;
+                    if grow > st.bytes_left {
+                        self.errors.push(
+                            span,
+                            format!("parameter ${name}: substitutions exceed the configuration size limit of {} MiB", MAX_CONFIG_BYTES >> 20),
+                        );
+                        st.stop = true;
+                        return out;
+                    }
+                    st.bytes_left -= grow;
+                    out.push_str(&v);
+                    rest = &after[used..];
+                }
+                None => {
+                    out.push('$');
+                    rest = after;
+                }
+            }
+        }
+        out.push_str(rest);
+        out
+    }
+
+    fn lex_expanded(&mut self, st: &mut Load, line: &str, span: &Span, depth: usize) {
         let toks = tokenize(line, MAX_WORDS - st.words + 1);
         st.words += toks.len();
         if st.words > MAX_WORDS {
@@ -249,10 +367,10 @@ impl Reader<'_> {
                 }
                 return;
             }
-            if kw.starts_with('$') {
+            if kw.starts_with("~SEQ") || kw.starts_with("~LST") {
                 self.errors.push(
                     span,
-                    format!("keepalived parameter substitution / conditional lines ({kw:?}) are not supported by lbd: expand them first"),
+                    format!("keepalived's {kw:?} line generators are not supported by lbd: expand them first"),
                 );
                 return;
             }
@@ -470,6 +588,17 @@ impl Reader<'_> {
 struct Token {
     text: String,
     quoted: bool,
+}
+
+/// Parameter definitions naming others, at most this deep.
+const MAX_PARAM_DEPTH: usize = 16;
+
+/// `$NAME=value` (NAME of letters, digits and `_`): a parameter definition.
+fn definition(line: &str) -> Option<(String, &str)> {
+    let body = line.trim_start().strip_prefix('$')?;
+    let (name, value) = body.split_once('=')?;
+    let valid = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    valid.then(|| (name.to_string(), value.trim()))
 }
 
 /// Strips comments; returns (text, continues on next line, unterminated quote).

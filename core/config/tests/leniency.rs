@@ -420,3 +420,31 @@ fn warning_cap_keeps_the_worst_kind() {
     let l = ka(&format!("{vs}frobnicate\n"));
     assert_eq!(l.warnings[1000].kind, WarningKind::Repaired);
 }
+
+/// `$NAME=` parameters, expanded at each use as keepalived does: a
+/// multi-line definition holding a whole block, one naming a parameter
+/// defined after it, `${NAME}` inside a word.
+#[test]
+fn parameters_expand_at_use() {
+    let l = ka("$IF=eth0\n$INST=vrrp_instance VI_${N} { \\\n interface $IF \\\n virtual_router_id 5${N} \\\n virtual_ipaddress { 10.0.0.1 } \\\n}\n$N=1\n$INST\n");
+    let i = &l.config.instances[0];
+    assert_eq!(
+        (i.name.as_str(), i.interface.as_str(), i.vrid),
+        ("VI_1", "eth0", 51)
+    );
+    assert!(l.warnings.is_empty(), "{:#?}", l.warnings);
+}
+
+#[test]
+fn a_parameter_naming_itself_is_an_error_not_a_loop() {
+    let e = parse_keepalived_str("$A=x $A\n$A\n", Path::new("t.conf")).expect_err("refused");
+    assert!(e.to_string().contains("nested deeper than 16"), "{e}");
+    // Each definition doubling the last: bounded by the size limit.
+    let mut text = String::from("$P0=xxxxxxxxxxxxxxxx\n");
+    for i in 1..16 {
+        text += &format!("$P{i}=$P{} $P{}\n", i - 1, i - 1);
+    }
+    text += "$P15 $P15 $P15 $P15 $P15 $P15 $P15 $P15 $P15 $P15 $P15 $P15 $P15 $P15 $P15 $P15 $P15 $P15 $P15 $P15 $P15 $P15 $P15 $P15 $P15 $P15 $P15 $P15 $P15 $P15 $P15 $P15 $P15 $P15\n";
+    let e = parse_keepalived_str(&text, Path::new("t.conf")).expect_err("refused");
+    assert!(e.to_string().contains("size limit"), "{e}");
+}
