@@ -23,6 +23,16 @@ pub fn find(name: &str) -> Result<Vec<u32>, PrimError> {
 }
 
 fn matches(dir: &Path, name: &str) -> bool {
+    // A zombie has exited, only its parent has not collected it: it is not
+    // running (pidof skips zombies too). It still has its comm, so without
+    // this a dead haproxy under a parent that does not reap would pass.
+    if std::fs::read_to_string(dir.join("stat"))
+        .ok()
+        .and_then(|s| lbd_sys::reap::parse_stat(&s))
+        .is_some_and(|s| matches!(s.state, 'Z' | 'X'))
+    {
+        return false;
+    }
     if std::fs::read_to_string(dir.join("comm")).is_ok_and(|c| c.trim_end_matches('\n') == name) {
         return true;
     }
