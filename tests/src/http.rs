@@ -55,3 +55,20 @@ pub fn get(lab: &Lab, client: &Node, ip: &str, port: u16) -> Option<String> {
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
+
+/// An HAProxy config at `path` for the proxy-pair tests: the VIP on :80 to
+/// `backend`:8080. It binds the VIP before the node holds it, as a proxy
+/// pair does, so the node gets `ip_nonlocal_bind`.
+pub fn haproxy_config(lab: &Lab, node: &Node, path: &std::path::Path, backend: &str) {
+    std::fs::write(
+        path,
+        format!(
+            "global\n  maxconn 100\ndefaults\n  mode http\n  timeout connect 2s\n  \
+             timeout client 5s\n  timeout server 5s\nfrontend fe\n  bind {}:80\n  \
+             default_backend be\nbackend be\n  server web {backend}:8080\n",
+            crate::VIP4
+        ),
+    )
+    .unwrap();
+    lab.exec_ok(node, &["sysctl", "-qw", "net.ipv4.ip_nonlocal_bind=1"]);
+}

@@ -76,20 +76,9 @@ mod lab {
         )
     }
 
-    /// HAProxy's config: binds the VIP before the node holds it
-    /// (ip_nonlocal_bind), as a proxy pair does.
     fn haproxy_conf(lab: &Lab, node: &Node, backend: &str) -> String {
         let conf = lab.path(&format!("haproxy-{}.cfg", node.name));
-        fs::write(
-            &conf,
-            format!(
-                "global\n  maxconn 100\ndefaults\n  mode http\n  timeout connect 2s\n  \
-                 timeout client 5s\n  timeout server 5s\nfrontend fe\n  bind {VIP4}:80\n  \
-                 default_backend be\nbackend be\n  server web {backend}:8080\n"
-            ),
-        )
-        .unwrap();
-        lab.exec_ok(node, &["sysctl", "-qw", "net.ipv4.ip_nonlocal_bind=1"]);
+        http::haproxy_config(lab, node, &conf, backend);
         conf.to_str().unwrap().to_owned()
     }
 

@@ -41,18 +41,7 @@ impl Proxy {
         let bin = lab.path(&name);
         fs::copy("/usr/sbin/haproxy", &bin).unwrap();
         let conf = lab.path(&format!("{name}.cfg"));
-        // Binds the VIP before the node holds it (ip_nonlocal_bind), as a
-        // proxy pair does.
-        fs::write(
-            &conf,
-            format!(
-                "global\n  maxconn 100\ndefaults\n  mode http\n  timeout connect 2s\n  \
-                 timeout client 5s\n  timeout server 5s\nfrontend fe\n  bind {VIP4}:80\n  \
-                 default_backend be\nbackend be\n  server web {backend}:8080\n"
-            ),
-        )
-        .unwrap();
-        lab.exec_ok(node, &["sysctl", "-qw", "net.ipv4.ip_nonlocal_bind=1"]);
+        http::haproxy_config(lab, node, &conf, backend);
         Proxy { bin, conf, name }
     }
 
