@@ -82,25 +82,25 @@ impl From<&str> for RouteError {
 }
 
 /// Parses one route line. An `Err` is the reason the route is skipped.
+/// A route's `src`/`via` address, of the route's one family.
+fn route_addr(
+    v: &str,
+    what: &str,
+    family: &mut impl FnMut(bool, &str) -> Result<(), String>,
+) -> Result<IpAddr, String> {
+    let a: IpAddr = v
+        .parse()
+        .map_err(|_| format!("invalid route {what} address {v:?}"))?;
+    family(a.is_ipv6(), v)?;
+    Ok(a)
+}
+
 pub(crate) fn parse_route_words(
     words: &[String],
     span: &Span,
 ) -> Result<(Route, RouteNotes), RouteError> {
     let mut notes = RouteNotes::default();
-    let mut r = Route {
-        span: span.clone(),
-        kind: RouteKind::Unicast,
-        dst: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
-        dst_len: 0,
-        src: None,
-        via: None,
-        dev: None,
-        scope: None,
-        table: RT_TABLE_MAIN,
-        metric: None,
-        protocol: RTPROT_KEEPALIVED,
-        onlink: false,
-    };
+    let mut r = Route::unicast(span.clone(), IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
     // Some(true) = IPv6. `default` leaves it open until the end.
     let mut v6: Option<bool> = None;
     let mut dst: Option<Option<(IpAddr, u8)>> = None;
@@ -125,11 +125,7 @@ pub(crate) fn parse_route_words(
             "inet6" => family(true, "inet6")?,
             "src" => {
                 let v = need()?;
-                let a: IpAddr = v
-                    .parse()
-                    .map_err(|_| format!("invalid route src address {v:?}"))?;
-                family(a.is_ipv6(), v)?;
-                r.src = Some(a);
+                r.src = Some(route_addr(v, "src", &mut family)?);
                 i += 1;
             }
             "via" | "gw" => {
@@ -147,11 +143,7 @@ pub(crate) fn parse_route_words(
                         .map(String::as_str)
                         .ok_or_else(|| format!("{w} {v} needs an address"))?;
                 }
-                let a: IpAddr = v
-                    .parse()
-                    .map_err(|_| format!("invalid route via address {v:?}"))?;
-                family(a.is_ipv6(), v)?;
-                r.via = Some(a);
+                r.via = Some(route_addr(v, "via", &mut family)?);
                 i += 1;
             }
             "dev" | "oif" => {
@@ -412,6 +404,25 @@ pub(crate) fn format_route(r: &Route) -> String {
 }
 
 impl Route {
+    /// A unicast route to `dst/len` in the main table, lbd's protocol, no
+    /// other attribute: what a route line sets before its options.
+    pub fn unicast(span: Span, dst: IpAddr, dst_len: u8) -> Route {
+        Route {
+            span,
+            kind: RouteKind::Unicast,
+            dst,
+            dst_len,
+            src: None,
+            via: None,
+            dev: None,
+            scope: None,
+            table: RT_TABLE_MAIN,
+            metric: None,
+            protocol: RTPROT_KEEPALIVED,
+            onlink: false,
+        }
+    }
+
     /// The scope to install with: the one given, else iproute2's default
     /// (link for an IPv4 unicast route without a gateway, global
     /// otherwise). keepalived always sends global, which leaves such a

@@ -23,20 +23,7 @@ fn inst_with_routes(lines: &str) -> String {
 }
 
 fn route(dst: &str, len: u8) -> Route {
-    Route {
-        span: Span::default(),
-        kind: RouteKind::Unicast,
-        dst: ip(dst),
-        dst_len: len,
-        src: None,
-        via: None,
-        dev: None,
-        scope: None,
-        table: RT_TABLE_MAIN,
-        metric: None,
-        protocol: RTPROT_KEEPALIVED,
-        onlink: false,
-    }
+    Route::unicast(Span::default(), ip(dst), len)
 }
 
 fn no_span(mut r: Route) -> Route {

@@ -227,22 +227,13 @@ mod tests {
     use lbd_config::Span;
 
     fn r(line: usize, via: [u8; 4]) -> Route {
+        let span = Span {
+            file: std::path::Path::new("x.conf").into(),
+            line,
+        };
         Route {
-            span: Span {
-                file: std::path::Path::new("x.conf").into(),
-                line,
-            },
-            kind: RouteKind::Unicast,
-            dst: std::net::IpAddr::from([10, 1, 0, 0]),
-            dst_len: 16,
-            src: None,
             via: Some(std::net::IpAddr::from(via)),
-            dev: None,
-            scope: None,
-            table: 254,
-            metric: None,
-            protocol: 18,
-            onlink: false,
+            ..Route::unicast(span, std::net::IpAddr::from([10, 1, 0, 0]), 16)
         }
     }
 
