@@ -13,6 +13,7 @@ mod pid1;
 mod plugins;
 mod routes;
 mod setup;
+mod vrrp_io;
 
 use std::process::ExitCode;
 

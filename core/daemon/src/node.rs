@@ -3,7 +3,7 @@
 //! state change passes through here in the order it happened.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,12 +11,10 @@ use anyhow::{anyhow, bail, Context, Result};
 use lbd_config::{Config, InitialState, OldUnicastChecksum, VrrpInstance, VrrpVersion};
 use lbd_sys::GarpSender;
 use lbd_sys::{AddrSpec, LinkEvent, Netlink};
-use lbd_sys::{VrrpSocketV4, VrrpSocketV6};
-use lbd_vrrp::auth::{AhReplayState, AuthKey};
-use lbd_vrrp::codec;
-use lbd_vrrp::instance::{Action, GarpTiming, Input, Instance, InstanceConfig, State};
-use lbd_vrrp::sync_group::SyncGroup;
-use lbd_vrrp::{Advert, Version};
+use lbd_vrrp::auth::AuthKey;
+use lbd_vrrp::instance::{GarpTiming, InstanceConfig, State};
+use lbd_vrrp::router::{Event as VrrpEvent, OldChecksum, Router, RouterInstanceConfig, Transmit};
+use lbd_vrrp::Version;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
@@ -27,82 +25,37 @@ use crate::lvs::LvsHandle;
 use crate::lvs_desired::{HealthView, RsId, RsStatus};
 use crate::notify::{Hooks, Transition};
 use crate::routes::Routes;
+use crate::vrrp_io::{Family, GarpJob, Rx, Sock, SockKey, Vip};
 use lbd_plugin::EventKind;
 
 const PROTO_VRRP: u8 = 112;
 const PROTO_AH: u8 = 51;
 
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-enum Family {
-    V4,
-    V6,
-}
-
-/// One socket per interface, family, protocol and receive options (instances
-/// with different checksum modes or unicast/multicast need their own).
-#[derive(Clone, PartialEq, Eq, Hash, Debug)]
-struct SockKey {
-    ifname: String,
-    family: Family,
-    proto: u8,
-    unicast: bool,
-    v3_checksum_as_v2: bool,
-    /// Accept keepalived's old v3 unicast checksum (multicast group in the pseudo-header).
-    old_checksum_group: Option<Ipv4Addr>,
-}
-
-#[derive(Clone)]
-enum Sock {
-    V4(Arc<VrrpSocketV4>),
-    V6(Arc<VrrpSocketV6>),
-}
-
 enum Ev {
-    Rx {
-        sock: usize,
-        result: Box<Result<codec::Parsed, codec::DecodeError>>,
-    },
-    RxError {
-        sock: usize,
-        error: String,
-    },
+    Vrrp(Rx),
     Link(LinkEvent),
 }
 
-struct Vip {
-    ifindex: u32,
-    ifname: String,
-    spec: AddrSpec,
-}
-
+/// The daemon's side of one instance (its index is the router's
+/// `InstanceId`): configuration and kernel state; the protocol state is in
+/// the router.
 struct Inst {
     cfg: VrrpInstance,
-    fsm: Instance,
-    sock: usize,
-    primary: IpAddr,
-    dsts: Vec<IpAddr>,
-    /// What we advertise; only the priority changes between sends.
-    advert: Advert,
-    rx: codec::InstanceRx,
-    replay: AhReplayState,
-    tx: codec::TxOpts,
     vips: Vec<Vip>,
     group: Option<usize>,
     last_tx_err: Option<String>,
 }
 
+/// The daemon's side of one sync group (index = the router's `GroupId`).
 struct Group {
     name: String,
-    /// Member id (index here) -> instance index.
-    members: Vec<usize>,
-    sync: SyncGroup,
-    /// Last state notified for the whole group.
-    notified: Option<State>,
 }
 
 struct Node {
     nl: Netlink,
     socks: Vec<(SockKey, Sock)>,
+    /// Every VRRP protocol decision: instances, sync groups, receive rules.
+    router: Router,
     insts: Vec<Inst>,
     groups: Vec<Group>,
     /// Link name -> usable (admin up and carrier).
@@ -111,11 +64,9 @@ struct Node {
     garp: HashMap<u32, Arc<GarpSender>>,
     garp_interval: Duration,
     gna_interval: Duration,
-    check_unicast_src: bool,
     counters: Counters,
     /// nftables drop rules are installed for no_accept VIPs.
     no_accept_installed: bool,
-    mcast_group4: Ipv4Addr,
     /// IPVS reconciler, when virtual servers are configured.
     lvs: Option<LvsHandle>,
     /// The running configuration: health changes recompute IPVS from it.
@@ -166,7 +117,10 @@ pub async fn run(config: Config, path: std::path::PathBuf) -> Result<()> {
     }
 
     for (i, (key, sock)) in node.socks.iter().enumerate() {
-        spawn_receiver(i, key.clone(), sock.clone(), tx.clone());
+        let tx = tx.clone();
+        crate::vrrp_io::spawn_receiver(i, key.clone(), sock.clone(), move |rx| {
+            tx.send(Ev::Vrrp(rx)).is_ok()
+        });
     }
     {
         let tx = tx.clone();
@@ -190,7 +144,7 @@ pub async fn run(config: Config, path: std::path::PathBuf) -> Result<()> {
     info!("lbd running: {} vrrp instance(s)", node.insts.len());
 
     loop {
-        let deadline = node.insts.iter().filter_map(|i| i.fsm.poll_timeout()).min();
+        let deadline = node.router.poll_timeout();
         let sleep = async {
             match deadline {
                 Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
@@ -202,12 +156,7 @@ pub async fn run(config: Config, path: std::path::PathBuf) -> Result<()> {
                 Some(ev) => node.on_event(ev).await,
                 None => bail!("internal event channel closed"),
             },
-            _ = sleep => {
-                let now = Instant::now();
-                for i in 0..node.insts.len() {
-                    node.insts[i].fsm.handle_timeout(now);
-                }
-            }
+            _ = sleep => node.router.handle_timeout(Instant::now()),
             _ = sigterm.recv() => { info!("SIGTERM: stopping"); break; }
             _ = sigint.recv() => { info!("SIGINT: stopping"); break; }
             _ = sigusr1.recv() => {
@@ -227,60 +176,11 @@ pub async fn run(config: Config, path: std::path::PathBuf) -> Result<()> {
             _ = resync.tick() => node.resync_links(Instant::now()).await,
             Some(h) = health_rx.recv() => node.on_health(Instant::now(), h),
         }
-        node.run_actions().await;
+        node.flush().await;
     }
     node.stop().await;
     info!("counters: {}", node.counters.render());
     Ok(())
-}
-
-fn spawn_receiver(index: usize, key: SockKey, sock: Sock, tx: mpsc::UnboundedSender<Ev>) {
-    tokio::spawn(async move {
-        let mut buf = vec![0u8; 65536];
-        // RFC 5798 §7.1 requires TTL 255; keepalived does not insist on it
-        // for unicast peers, which may be routed.
-        let opts = codec::RxOpts {
-            v3_checksum_as_v2: key.v3_checksum_as_v2,
-            check_ttl: !key.unicast,
-            old_unicast_checksum_group: key.old_checksum_group,
-        };
-        loop {
-            let got = match &sock {
-                Sock::V4(s) => s
-                    .recv(&mut buf)
-                    .await
-                    .map(|n| codec::parse_ipv4(buf.get(..n).unwrap_or_default(), &opts)),
-                Sock::V6(s) => s.recv(&mut buf).await.map(|r| {
-                    codec::parse_ipv6(
-                        buf.get(..r.len).unwrap_or_default(),
-                        r.src,
-                        r.dst,
-                        r.hop_limit,
-                        &opts,
-                    )
-                }),
-            };
-            let ev = match got {
-                Ok(result) => Ev::Rx {
-                    sock: index,
-                    result: Box::new(result),
-                },
-                Err(e) => Ev::RxError {
-                    sock: index,
-                    error: e.to_string(),
-                },
-            };
-            let failed = matches!(ev, Ev::RxError { .. });
-            if tx.send(ev).is_err() {
-                debug!("receiver for {key:?} stopping");
-                return;
-            }
-            if failed {
-                // A persistent socket error must not spin the loop.
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    });
 }
 
 fn to_version(v: VrrpVersion) -> Version {
@@ -290,10 +190,6 @@ fn to_version(v: VrrpVersion) -> Version {
     }
 }
 
-fn interval_cs(d: Duration) -> u16 {
-    u16::try_from(d.as_millis() / 10).unwrap_or(u16::MAX)
-}
-
 impl Node {
     async fn build(nl: Netlink, config: &Config) -> Result<Node> {
         let g = &config.global;
@@ -301,6 +197,7 @@ impl Node {
         let mut node = Node {
             nl,
             socks: Vec::new(),
+            router: Router::new(),
             insts: Vec::new(),
             groups: Vec::new(),
             links: HashMap::new(),
@@ -308,10 +205,8 @@ impl Node {
             garp: HashMap::new(),
             garp_interval: g.garp_interval,
             gna_interval: g.gna_interval,
-            check_unicast_src: g.check_unicast_src,
             counters: Counters::default(),
             no_accept_installed: false,
-            mcast_group4: g.mcast_group4,
             lvs: None,
             cfg: config.clone(),
             host: None,
@@ -344,12 +239,11 @@ impl Node {
                 node.insts[i].group = Some(gi);
                 members.push(i);
             }
-            let sync = SyncGroup::new(members.len());
+            node.router
+                .add_sync_group(&members)
+                .with_context(|| format!("sync group {} ({})", sg.name, sg.span))?;
             node.groups.push(Group {
                 name: sg.name.clone(),
-                members,
-                sync,
-                notified: None,
             });
         }
         Ok(node)
@@ -422,27 +316,13 @@ impl Node {
         let sock = match self.socks.iter().position(|(k, _)| *k == key) {
             Some(i) => i,
             None => {
-                let s = match (family, primary) {
-                    (Family::V4, _) => {
-                        let group = (!unicast).then_some(g.mcast_group4);
-                        Sock::V4(Arc::new(VrrpSocketV4::open(
-                            &cfg.interface,
-                            link.index,
-                            proto,
-                            group,
-                        )?))
-                    }
-                    (Family::V6, IpAddr::V6(src)) => {
-                        let group = (!unicast).then_some(g.mcast_group6);
-                        Sock::V6(Arc::new(VrrpSocketV6::open(
-                            &cfg.interface,
-                            link.index,
-                            src,
-                            group,
-                        )?))
-                    }
-                    (Family::V6, IpAddr::V4(a)) => bail!("IPv6 instance with IPv4 source {a}"),
-                };
+                let group = (!unicast).then_some(match family {
+                    Family::V4 => IpAddr::V4(g.mcast_group4),
+                    Family::V6 => IpAddr::V6(g.mcast_group6),
+                });
+                let s = Sock::open(&key, link.index, primary, group)?;
+                self.router
+                    .add_socket(self.socks.len(), key.router_config());
                 self.socks.push((key, s));
                 self.socks.len() - 1
             }
@@ -484,21 +364,7 @@ impl Node {
             lbd_config::Auth::Pass(p) => AuthKey::pass(p.as_bytes()),
             lbd_config::Auth::Ah(p) => AuthKey::ah(p.as_bytes()),
         });
-        let rx = codec::InstanceRx {
-            version,
-            interval_cs: interval_cs(cfg.advert_int),
-            auth,
-            check_addrs: (!g.skip_check_adv_addr).then(|| advert_addrs.clone()),
-            own_addr: Some(primary),
-        };
-        let old_checksum = unicast && cfg.old_unicast_checksum == OldUnicastChecksum::Always;
-        let tx = codec::TxOpts {
-            auth,
-            v3_checksum_as_v2: cfg.v3_checksum_as_v2,
-            checksum_dst: old_checksum.then_some(g.mcast_group4),
-            ..codec::TxOpts::default()
-        };
-        let fsm = Instance::new(InstanceConfig {
+        let fsm = InstanceConfig {
             vrid: cfg.vrid,
             version,
             priority: cfg.priority,
@@ -513,27 +379,31 @@ impl Node {
                 master_refresh: cfg.garp.master_refresh,
                 master_refresh_repeat: cfg.garp.master_refresh_repeat,
             },
-        });
+        };
         info!(
             "VRRP_Instance({}) on {} vrid {} {:?} {:?} priority {} source {} to {:?}",
             cfg.name, cfg.interface, cfg.vrid, version, family, cfg.priority, primary, dsts
         );
+        self.router.add_instance(RouterInstanceConfig {
+            name: cfg.name.clone(),
+            fsm,
+            socket: sock,
+            dsts,
+            advert_addrs,
+            auth,
+            v3_checksum_as_v2: cfg.v3_checksum_as_v2,
+            check_addrs: !g.skip_check_adv_addr,
+            unicast_peers: cfg.unicast_peers.clone(),
+            check_unicast_src: g.check_unicast_src,
+            old_checksum: match cfg.old_unicast_checksum {
+                OldUnicastChecksum::Never => OldChecksum::Never,
+                OldUnicastChecksum::Auto => OldChecksum::Auto,
+                OldUnicastChecksum::Always => OldChecksum::Always,
+            },
+            mcast_group4: g.mcast_group4,
+        })?;
         Ok(Inst {
             cfg: cfg.clone(),
-            fsm,
-            sock,
-            primary,
-            dsts,
-            advert: Advert {
-                version,
-                vrid: cfg.vrid,
-                priority: cfg.priority,
-                interval_cs: interval_cs(cfg.advert_int),
-                addrs: advert_addrs,
-            },
-            rx,
-            replay: AhReplayState::new(),
-            tx,
             vips,
             group: None,
             last_tx_err: None,
@@ -675,7 +545,7 @@ impl Node {
     fn reload_routes(&mut self, new: &Config) {
         self.routes
             .apply_diff(STATIC_ROUTES, &self.cfg.static_routes, &new.static_routes);
-        for inst in &mut self.insts {
+        for (i, inst) in self.insts.iter_mut().enumerate() {
             let Some(n) = new.instances.iter().find(|n| n.name == inst.cfg.name) else {
                 continue;
             };
@@ -683,7 +553,7 @@ impl Node {
                 continue;
             }
             let owner = route_owner(&inst.cfg.name);
-            if inst.fsm.state() == State::Master {
+            if self.router.state(i) == Some(State::Master) {
                 self.routes
                     .apply_diff(&owner, &inst.cfg.virtual_routes, &n.virtual_routes);
             } else {
@@ -748,21 +618,15 @@ impl Node {
             self.routes
                 .remove(&route_owner(&inst.name), &inst.virtual_routes, true);
             let (fault, adj) = self.tracking(i);
-            self.insts[i].fsm.handle(now, Input::PriorityAdjust(adj));
-            if fault {
-                self.set_fault(now, i, true);
-            }
-            self.insts[i].fsm.handle(now, Input::Startup);
+            self.router.set_tracking(now, i, fault, adj);
         }
-        self.run_actions().await;
+        self.router.startup(now);
+        self.flush().await;
     }
 
     async fn stop(&mut self) {
-        let now = Instant::now();
-        for i in 0..self.insts.len() {
-            self.insts[i].fsm.handle(now, Input::Shutdown);
-        }
-        self.run_actions().await;
+        self.router.shutdown(Instant::now());
+        self.flush().await;
         for i in 0..self.insts.len() {
             self.remove_vips(i, true).await;
         }
@@ -772,22 +636,22 @@ impl Node {
             .remove(STATIC_ROUTES, &self.cfg.static_routes, false);
         self.routes.flush().await;
         // keepalived's notify_stop, instances then groups.
-        for inst in &self.insts {
+        for (i, inst) in self.insts.iter().enumerate() {
             self.hooks.emit(Transition {
                 kind: EventKind::Instance,
                 name: &inst.cfg.name,
                 state: "STOP",
-                prev: state_name(inst.fsm.state()),
+                prev: self.router.state(i).and_then(state_name),
                 priority: Some(0),
                 vs: None,
             });
         }
-        for g in &self.groups {
+        for (gi, g) in self.groups.iter().enumerate() {
             self.hooks.emit(Transition {
                 kind: EventKind::Group,
                 name: &g.name,
                 state: "STOP",
-                prev: g.notified.and_then(state_name),
+                prev: self.router.group_notified(gi).and_then(state_name),
                 priority: None,
                 vs: None,
             });
@@ -811,8 +675,10 @@ impl Node {
     async fn on_event(&mut self, ev: Ev) {
         let now = Instant::now();
         match ev {
-            Ev::Rx { sock, result } => self.on_advert(now, sock, *result),
-            Ev::RxError { sock, error } => {
+            Ev::Vrrp(Rx::Packet { sock, packet }) => {
+                self.router.handle_datagram(now, sock, packet.datagram())
+            }
+            Ev::Vrrp(Rx::Error { sock, error }) => {
                 let name = self
                     .socks
                     .get(sock)
@@ -846,8 +712,7 @@ impl Node {
                 continue;
             }
             let (fault, adj) = self.tracking(i);
-            self.insts[i].fsm.handle(now, Input::PriorityAdjust(adj));
-            self.set_fault(now, i, fault);
+            self.router.set_tracking(now, i, fault, adj);
         }
     }
 
@@ -922,8 +787,7 @@ impl Node {
                     });
                     if direct || via_group {
                         let (fault, adj) = self.tracking(i);
-                        self.insts[i].fsm.handle(now, Input::PriorityAdjust(adj));
-                        self.set_fault(now, i, fault);
+                        self.router.set_tracking(now, i, fault, adj);
                     }
                 }
             }
@@ -1033,248 +897,137 @@ impl Node {
         }
     }
 
-    /// A member of a sync group reports its fault to the group, which
-    /// decides for all members (keepalived vrrp_sync.c semantics).
-    fn set_fault(&mut self, now: Instant, i: usize, fault: bool) {
-        match self.insts[i].group {
-            None => self.insts[i].fsm.handle(now, Input::Fault(fault)),
-            Some(g) => {
-                let Some(mid) = self.groups[g].members.iter().position(|&m| m == i) else {
+    /// Carries out what the router decided: adverts first (the peer's
+    /// takeover never waits for netlink or hooks), then the events in order.
+    /// Events cause no input back into the router, so one pass drains it.
+    async fn flush(&mut self) {
+        while let Some(t) = self.router.poll_transmit() {
+            self.transmit(t).await;
+        }
+        while let Some(ev) = self.router.poll_event() {
+            self.on_router_event(ev).await;
+        }
+    }
+
+    async fn on_router_event(&mut self, ev: VrrpEvent) {
+        match ev {
+            VrrpEvent::AddVips { instance } => self.add_vips(instance).await,
+            VrrpEvent::RemoveVips { instance } => self.remove_vips(instance, false).await,
+            VrrpEvent::SendGarp { instance, count } => self.send_garp(instance, count),
+            VrrpEvent::StateChange {
+                instance,
+                from,
+                to,
+                reason,
+                priority,
+            } => self.on_state_change(instance, from, to, reason, priority),
+            VrrpEvent::GroupStateChange { group, from, to } => {
+                let Some(g) = self.groups.get(group) else {
                     return;
                 };
-                let inputs = self.groups[g].sync.on_fault(mid, fault);
-                self.apply_group_inputs(now, g, inputs);
-            }
-        }
-    }
-
-    fn apply_group_inputs(&mut self, now: Instant, g: usize, inputs: Vec<(usize, Input)>) {
-        for (mid, input) in inputs {
-            let Some(&m) = self.groups[g].members.get(mid) else {
-                continue;
-            };
-            debug!(
-                "sync group {}: {:?} to {}",
-                self.groups[g].name, input, self.insts[m].cfg.name
-            );
-            self.insts[m].fsm.handle(now, input);
-        }
-    }
-
-    fn drop_advert(&mut self, iface: &str, e: &codec::DecodeError) {
-        let reason = e.reason.as_str();
-        self.counters.bump(&format!("drop_{reason}"));
-        // The format is stable: tests and operators grep it.
-        match e.vrid {
-            Some(v) => debug!("drop iface={iface} vrid={v} reason={reason}: {e}"),
-            None => debug!("drop iface={iface} vrid=- reason={reason}: {e}"),
-        }
-    }
-
-    fn on_advert(
-        &mut self,
-        now: Instant,
-        sock: usize,
-        result: Result<codec::Parsed, codec::DecodeError>,
-    ) {
-        let iface = self
-            .socks
-            .get(sock)
-            .map(|(k, _)| k.ifname.clone())
-            .unwrap_or_default();
-        let parsed = match result {
-            Ok(p) => p,
-            Err(e) => return self.drop_advert(&iface, &e),
-        };
-        let vrid = parsed.advert.vrid;
-        let Some(i) = self
-            .insts
-            .iter()
-            .position(|x| x.sock == sock && x.cfg.vrid == vrid)
-        else {
-            return self.drop_advert(&iface, &codec::DecodeError::unknown_vrid(vrid));
-        };
-        let inst = &mut self.insts[i];
-        let foreign_peer = self.check_unicast_src
-            && !inst.cfg.unicast_peers.is_empty()
-            && !inst.cfg.unicast_peers.contains(&parsed.src);
-        if foreign_peer {
-            // keepalived vrrp_check_unicast_src; counted as an address-list mismatch.
-            let e = codec::DecodeError::new(
-                Some(vrid),
-                codec::DropReason::AddrList,
-                format!("{} is not a configured unicast peer", parsed.src),
-            );
-            return self.drop_advert(&iface, &e);
-        }
-        if let Err(e) = codec::validate(&parsed, &inst.rx, &mut inst.replay) {
-            return self.drop_advert(&iface, &e);
-        }
-        if parsed.old_unicast_checksum
-            && inst.tx.checksum_dst.is_none()
-            && inst.cfg.old_unicast_checksum == OldUnicastChecksum::Auto
-        {
-            // keepalived switches the same way when it sees such a peer.
-            info!(
-                "VRRP_Instance({}) peer {} uses keepalived's old unicast checksum: using it too",
-                inst.cfg.name, parsed.src
-            );
-            inst.tx.checksum_dst = Some(self.mcast_group4);
-        }
-        self.counters.bump("rx_advert");
-        let a = &parsed.advert;
-        inst.fsm.handle(
-            now,
-            Input::Advert {
-                src: parsed.src,
-                priority: a.priority,
-                interval_cs: a.interval_cs,
-            },
-        );
-    }
-
-    /// Drains every instance's actions, in order, until all are quiet
-    /// (sync-group propagation can create more).
-    async fn run_actions(&mut self) {
-        loop {
-            let mut any = false;
-            for i in 0..self.insts.len() {
-                while let Some(a) = self.insts[i].fsm.poll_action() {
-                    any = true;
-                    self.execute(i, a).await;
-                }
-            }
-            if !any {
-                break;
-            }
-        }
-    }
-
-    async fn execute(&mut self, i: usize, action: Action) {
-        match action {
-            Action::SendAdvert { priority } => self.send_advert(i, priority).await,
-            Action::AddVips => self.add_vips(i).await,
-            Action::RemoveVips => self.remove_vips(i, false).await,
-            Action::SendGarp { count } => self.send_garp(i, count),
-            Action::StateChange { from, to, reason } => {
-                let inst = &self.insts[i];
-                info!(
-                    "VRRP_Instance({}) {:?} -> {:?} ({:?}) priority {}",
-                    inst.cfg.name,
-                    from,
-                    to,
-                    reason,
-                    inst.fsm.effective_priority()
-                );
-                self.counters.bump(&format!("state_{to:?}").to_lowercase());
-                if let Some(l) = &self.lvs {
-                    l.instance_state(&inst.cfg.name, to == State::Master);
-                }
-                // Queued after the transition's VIPs, advert and GARP (and,
-                // leaving master, after the priority-0 advert and the VIP
-                // removal): the peer's takeover never waits for routes. A
-                // route whose `src` is a VIP is flushed by the kernel with
-                // the address; removing it again is a tolerated ESRCH.
-                if to == State::Master {
-                    self.routes
-                        .install(&route_owner(&inst.cfg.name), &inst.cfg.virtual_routes);
-                } else if from == State::Master {
-                    self.routes.remove(
-                        &route_owner(&inst.cfg.name),
-                        &inst.cfg.virtual_routes,
-                        false,
-                    );
-                }
-                // After the critical work (VIPs, GARP) of the transition.
                 if let Some(state) = state_name(to) {
-                    let priority = inst.fsm.effective_priority();
+                    info!("VRRP_Group({}) {state}", g.name);
                     self.hooks.emit(Transition {
-                        kind: EventKind::Instance,
-                        name: &inst.cfg.name,
+                        kind: EventKind::Group,
+                        name: &g.name,
                         state,
-                        prev: state_name(from),
-                        priority: Some(priority),
+                        prev: from.and_then(state_name),
+                        priority: None,
                         vs: None,
                     });
                 }
-                self.propagate_sync(i, to);
-                self.notify_group(i, to);
+            }
+            VrrpEvent::GroupForced {
+                group,
+                instance,
+                input,
+            } => debug!(
+                "sync group {}: {input:?} to {}",
+                self.groups.get(group).map_or("?", |g| g.name.as_str()),
+                self.inst_name(instance)
+            ),
+            VrrpEvent::Accepted { .. } => self.counters.bump("rx_advert"),
+            VrrpEvent::Dropped { socket, error, .. } => {
+                let iface = self.socks.get(socket).map_or("", |(k, _)| k.ifname.as_str());
+                let reason = error.reason.as_str();
+                // The format is stable: tests and operators grep it.
+                match error.vrid {
+                    Some(v) => debug!("drop iface={iface} vrid={v} reason={reason}: {error}"),
+                    None => debug!("drop iface={iface} vrid=- reason={reason}: {error}"),
+                }
+                self.counters.bump(&format!("drop_{reason}"));
+            }
+            VrrpEvent::OldChecksumSwitch { instance, peer } => info!(
+                "VRRP_Instance({}) peer {peer} uses keepalived's old unicast checksum: using it too",
+                self.inst_name(instance)
+            ),
+            VrrpEvent::DrainLimit => {
+                error!("vrrp: internal work did not settle; some actions were left queued")
             }
         }
     }
 
-    /// A sync group has changed state once all its members are in it.
-    fn notify_group(&mut self, i: usize, to: State) {
-        let Some(g) = self.insts[i].group else { return };
-        let group = &self.groups[g];
-        let all = group
-            .members
-            .iter()
-            .all(|&m| self.insts[m].fsm.state() == to);
-        if !all || group.notified == Some(to) {
+    fn inst_name(&self, i: usize) -> &str {
+        self.insts.get(i).map_or("?", |x| x.cfg.name.as_str())
+    }
+
+    fn on_state_change(
+        &mut self,
+        i: usize,
+        from: State,
+        to: State,
+        reason: lbd_vrrp::instance::Reason,
+        priority: u8,
+    ) {
+        let Some(inst) = self.insts.get(i) else {
             return;
+        };
+        info!(
+            "VRRP_Instance({}) {:?} -> {:?} ({:?}) priority {}",
+            inst.cfg.name, from, to, reason, priority
+        );
+        self.counters.bump(&format!("state_{to:?}").to_lowercase());
+        if let Some(l) = &self.lvs {
+            l.instance_state(&inst.cfg.name, to == State::Master);
         }
-        let prev = group.notified.and_then(state_name);
-        self.groups[g].notified = Some(to);
+        // After the transition's VIPs, advert and GARP (and, leaving
+        // master, after the priority-0 advert and the VIP removal): the
+        // peer's takeover never waits for routes. A route whose `src` is a
+        // VIP is flushed by the kernel with the address; removing it again
+        // is a tolerated ESRCH.
+        if to == State::Master {
+            self.routes
+                .install(&route_owner(&inst.cfg.name), &inst.cfg.virtual_routes);
+        } else if from == State::Master {
+            self.routes.remove(
+                &route_owner(&inst.cfg.name),
+                &inst.cfg.virtual_routes,
+                false,
+            );
+        }
+        // After the critical work (VIPs, GARP) of the transition.
         if let Some(state) = state_name(to) {
-            info!("VRRP_Group({}) {state}", self.groups[g].name);
             self.hooks.emit(Transition {
-                kind: EventKind::Group,
-                name: &self.groups[g].name,
+                kind: EventKind::Instance,
+                name: &inst.cfg.name,
                 state,
-                prev,
-                priority: None,
+                prev: state_name(from),
+                priority: Some(priority),
                 vs: None,
             });
         }
     }
 
-    /// keepalived vrrp_sync_group: members move together.
-    fn propagate_sync(&mut self, i: usize, to: State) {
-        let Some(g) = self.insts[i].group else { return };
-        let Some(mid) = self.groups[g].members.iter().position(|&m| m == i) else {
+    async fn transmit(&mut self, t: Transmit) {
+        let r = match self.socks.get(t.socket) {
+            Some((_, sock)) => sock.send(&t).await,
+            None => Err(format!("no socket {}", t.socket)),
+        };
+        let Some(inst) = self.insts.get_mut(t.instance) else {
             return;
         };
-        let inputs = self.groups[g].sync.on_state_change(mid, to);
-        self.apply_group_inputs(Instant::now(), g, inputs);
-    }
-
-    async fn send_advert(&mut self, i: usize, priority: u8) {
-        let inst = &mut self.insts[i];
-        inst.advert.priority = priority;
-        let advert = &inst.advert;
-        let Some((_, sock)) = self.socks.get(inst.sock) else {
-            return;
-        };
-        let mut err = None;
-        for dst in &inst.dsts {
-            let r = match (sock, inst.primary, dst) {
-                (Sock::V4(s), IpAddr::V4(src), IpAddr::V4(d)) => {
-                    if inst
-                        .tx
-                        .auth
-                        .as_ref()
-                        .is_some_and(|a| matches!(a, AuthKey::Ah(_)))
-                    {
-                        // Above anything accepted: keepalived shares one counter (see auth.rs).
-                        inst.tx.ah_seq = inst.replay.next_tx_seq();
-                    }
-                    inst.tx.ip_id = inst.tx.ip_id.wrapping_add(1);
-                    let pkt = codec::encode_ipv4(src, *d, advert, &inst.tx);
-                    s.send(&pkt, *d).await.map_err(|e| e.to_string())
-                }
-                (Sock::V6(s), IpAddr::V6(src), IpAddr::V6(d)) => {
-                    let pkt = codec::encode_ipv6(src, *d, advert);
-                    s.send(&pkt, *d).await.map_err(|e| e.to_string())
-                }
-                _ => Err(format!("address family mismatch sending to {dst}")),
-            };
-            if let Err(e) = r {
-                err = Some(e);
-            }
-        }
-        match err {
-            Some(e) => {
+        match r {
+            Err(e) => {
                 self.counters.bump("tx_error");
                 // Log a failure once, not at every advert interval.
                 if inst.last_tx_err.as_deref() != Some(e.as_str()) {
@@ -1282,10 +1035,11 @@ impl Node {
                     inst.last_tx_err = Some(e);
                 }
             }
-            None => {
+            Ok(()) if t.last => {
                 self.counters.bump("tx_advert");
                 inst.last_tx_err = None;
             }
+            Ok(()) => {}
         }
     }
 
@@ -1331,48 +1085,7 @@ impl Node {
         }
         self.counters.bump("garp_burst");
         let name = self.insts[i].cfg.name.clone();
-        let (garp_iv, gna_iv) = (self.garp_interval, self.gna_interval);
-        if garp_iv.is_zero() && gna_iv.is_zero() {
-            for _ in 0..count {
-                jobs.iter().for_each(|j| j.send(&name));
-            }
-            return;
-        }
-        // Spaced bursts run beside the loop so adverts stay on time.
-        tokio::spawn(async move {
-            for _ in 0..count {
-                for j in &jobs {
-                    j.send(&name);
-                    let iv = if j.addr.is_ipv4() { garp_iv } else { gna_iv };
-                    if !iv.is_zero() {
-                        tokio::time::sleep(iv).await;
-                    }
-                }
-            }
-        });
-    }
-}
-
-/// One VIP's gratuitous ARP (IPv4) or unsolicited NA (IPv6).
-struct GarpJob {
-    sender: Arc<GarpSender>,
-    mac: [u8; 6],
-    addr: IpAddr,
-    ifname: String,
-}
-
-impl GarpJob {
-    fn send(&self, instance: &str) {
-        let r = match self.addr {
-            IpAddr::V4(a) => self.sender.send_garp(self.mac, a),
-            IpAddr::V6(a) => self.sender.send_unsolicited_na(self.mac, a),
-        };
-        if let Err(e) = r {
-            warn!(
-                "VRRP_Instance({instance}) gratuitous ARP/NA for {} on {}: {e}",
-                self.addr, self.ifname
-            );
-        }
+        crate::vrrp_io::send_garp(name, jobs, count, self.garp_interval, self.gna_interval);
     }
 }
 
