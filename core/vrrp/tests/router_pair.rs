@@ -189,8 +189,8 @@ impl Net {
                     continue;
                 }
                 // Same socket index on the receiver: the instances line up.
-                let to_it = t.dst.is_multicast()
-                    || self.nodes[m].addrs.get(t.socket) == Some(&t.dst);
+                let to_it =
+                    t.dst.is_multicast() || self.nodes[m].addrs.get(t.socket) == Some(&t.dst);
                 if to_it {
                     self.seq += 1;
                     self.queue
@@ -296,7 +296,8 @@ impl Net {
 
     fn crash(&mut self, n: usize) {
         self.nodes[n].alive = false;
-        self.queue.retain(|_, (to, from, _, _)| *to != n && *from != n);
+        self.queue
+            .retain(|_, (to, from, _, _)| *to != n && *from != n);
     }
 
     fn shutdown(&mut self, n: usize) {
@@ -390,7 +391,16 @@ fn priority_zero_release_hands_over_within_skew_time() {
     let took_over = net.nodes[0]
         .events
         .iter()
-        .find(|(at, e)| *at >= t && matches!(e, Event::StateChange { to: State::Master, .. }))
+        .find(|(at, e)| {
+            *at >= t
+                && matches!(
+                    e,
+                    Event::StateChange {
+                        to: State::Master,
+                        ..
+                    }
+                )
+        })
         .map(|(at, _)| *at - t)
         .unwrap();
     assert!(took_over < Duration::from_millis(700), "{took_over:?}");
