@@ -199,6 +199,7 @@ impl Net {
             }
         }
         while let Some(ev) = self.nodes[n].router.poll_event() {
+            assert_ne!(ev, Event::DrainLimit, "node {n}: the router did not settle");
             match ev {
                 Event::AddVips { instance } => self.nodes[n].vips[instance] = true,
                 Event::RemoveVips { instance } => self.nodes[n].vips[instance] = false,
