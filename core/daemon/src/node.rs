@@ -1,6 +1,8 @@
-//! The VRRP node: owns every instance's state machine and wires it to the
-//! kernel edges (netlink, raw sockets, GARP). One task, one event loop: every
-//! state change passes through here in the order it happened.
+//! The VRRP node: feeds the protocol core (`lbd_vrrp::router::Router`) with
+//! what the kernel edges observe (datagrams, link state, tracked scripts) and
+//! carries out what it decides (adverts, VIPs, GARP, routes, notify hooks).
+//! One task, one event loop: every state change passes through here in the
+//! order it happened. Socket and GARP I/O is in `vrrp_io`.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
