@@ -170,7 +170,9 @@ pub enum Event {
         instance: InstanceId,
         input: Input,
     },
-    /// An advert was accepted and handed to the instance.
+    /// An advert passed the receive checks and went to the instance (which
+    /// may still discard it: a preempting backup ignores a lower master,
+    /// RFC 9568 §6.4.2).
     Accepted {
         instance: InstanceId,
         src: IpAddr,

@@ -172,11 +172,11 @@ fn encode(bld: &Value) -> Vec<u8> {
                 ah_seq: u32::try_from(u(bld, "ah_seq", 1)).unwrap(),
                 ip_id: 1,
                 ttl: u8of(u(bld, "ttl", 255)),
+                v3_checksum_as_v2: b(bld, "v3_checksum_as_v2", false),
                 checksum_dst: bld.get("checksum_dst").map(|v| match ip(v) {
                     IpAddr::V4(a) => a,
                     IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
                 }),
-                ..TxOpts::default()
             };
             codec::encode_ipv4(s, d, &advert, &tx)
         }
