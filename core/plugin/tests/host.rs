@@ -11,6 +11,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use lbd_plugin::{CheckOutcome, Event, EventKind, Host, HostConfig, Options, Target};
 
+mod common;
+use common::run_check;
+
 fn dir(test: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("lbd-plugin-{test}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
@@ -50,8 +53,7 @@ fn check_plugin(name: &str, body: &str) -> String {
 }
 
 async fn run(h: &Host, name: &str) -> CheckOutcome {
-    h.run_check(name, target(), Options::new(), Duration::from_secs(10))
-        .await
+    run_check(h, name, target(), Options::new(), Duration::from_secs(10)).await
 }
 
 #[tokio::test]
@@ -321,11 +323,12 @@ async fn loading_override_permissions_errors_and_duplicates() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(feature = "lab"),
+    ignore = "needs root: the lab tier runs it (--features lab)"
+)]
 async fn not_root_owned_is_refused_when_required() {
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: needs root to chown");
-        return;
-    }
+    common::require(common::is_root(), "root (to chown the plugin file)");
     let d = dir("owner");
     let p = write(&d, "mine.lua", &check_plugin("mine", "return true"));
     std::os::unix::fs::chown(&p, Some(65534), None).unwrap();
@@ -439,9 +442,7 @@ async fn exec_http_tcp_dns_and_proc_primitives() {
     let (h, _) = Host::start(cfg(vec![d])).unwrap();
     let mut o = Options::new();
     o.insert("port".into(), port.into());
-    let out = h
-        .run_check("prims", target(), o, Duration::from_secs(20))
-        .await;
+    let out = run_check(&h, "prims", target(), o, Duration::from_secs(20)).await;
     assert!(out.ok, "{}", out.message);
     let parts: Vec<&str> = out.message.split('|').collect();
     assert_eq!(parts[0], "exec 3 hi\n");
@@ -488,9 +489,7 @@ async fn http_over_a_unix_socket() {
     let (h, _) = Host::start(cfg(vec![d])).unwrap();
     let mut o = Options::new();
     o.insert("sock".into(), sock.display().to_string().into());
-    let out = h
-        .run_check("docker", target(), o, Duration::from_secs(10))
-        .await;
+    let out = run_check(&h, "docker", target(), o, Duration::from_secs(10)).await;
     assert!(out.ok, "{}", out.message);
     assert_eq!(out.message, "abc");
 }
@@ -582,12 +581,12 @@ async fn check_starts_share_one_grid() {
 /// keepalived's per-script `user USER [GROUP]`: lb.exec runs the program
 /// with that uid and gid (needs root, as lbd does to switch users).
 #[tokio::test]
+#[cfg_attr(
+    not(feature = "lab"),
+    ignore = "needs root: the lab tier runs it (--features lab)"
+)]
 async fn exec_as_another_user() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: needs root");
-        return;
-    }
+    common::require(common::is_root(), "root (to switch users)");
     let d = dir("exec-user");
     write(
         &d,
@@ -607,10 +606,7 @@ async fn exec_as_another_user() {
         let mut o = Options::new();
         o.insert("user".into(), user.into());
         let h = h.clone();
-        async move {
-            h.run_check("who", target(), o, Duration::from_secs(10))
-                .await
-        }
+        async move { run_check(&h, "who", target(), o, Duration::from_secs(10)).await }
     };
     let nobody = run("nobody").await;
     assert!(nobody.ok, "{}", nobody.message);
@@ -643,9 +639,14 @@ async fn builtin_plugins_and_their_override() {
         report.loaded[0].path,
         PathBuf::from("(built in)/checks/answer.lua")
     );
-    let out = h
-        .run_check("answer", target(), Options::new(), Duration::from_secs(5))
-        .await;
+    let out = run_check(
+        &h,
+        "answer",
+        target(),
+        Options::new(),
+        Duration::from_secs(5),
+    )
+    .await;
     assert_eq!((out.ok, out.message.as_str()), (true, "built in"));
 
     let d = dir("builtin-override");
@@ -663,8 +664,13 @@ async fn builtin_plugins_and_their_override() {
         report.loaded[0].overrides,
         Some(PathBuf::from("(built in)/checks/answer.lua"))
     );
-    let out = h
-        .run_check("answer", target(), Options::new(), Duration::from_secs(5))
-        .await;
+    let out = run_check(
+        &h,
+        "answer",
+        target(),
+        Options::new(),
+        Duration::from_secs(5),
+    )
+    .await;
     assert_eq!(out.message, "from the file");
 }
