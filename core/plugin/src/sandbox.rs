@@ -94,6 +94,8 @@ pub(crate) struct Ctx {
     pub thread_pool: RefCell<Vec<mlua::Thread>>,
     pub regs: RefCell<Regs>,
     pub regex_cache: RefCell<HashMap<String, regex::Regex>>,
+    /// "function option" pairs already warned about as unknown.
+    pub warned: RefCell<HashSet<String>>,
 }
 
 /// A loaded plugin file.
@@ -178,6 +180,7 @@ pub(crate) fn build(
             thread_pool: RefCell::new(Vec::new()),
             regs: RefCell::new(Regs::default()),
             regex_cache: RefCell::new(HashMap::new()),
+            warned: RefCell::new(HashSet::new()),
         });
         install(&lua)?;
         // A stop poisons the plugin: every later hook and every pcall or

@@ -674,3 +674,69 @@ async fn builtin_plugins_and_their_override() {
     .await;
     assert_eq!(out.message, "from the file");
 }
+
+/// Option tables are decoded field by field: an ill-typed field raises an
+/// error naming the function and the field; Lua's own coercions (a numeric
+/// string is a number, a number a string) still hold; an unknown field is
+/// ignored (and logged), as plugins pass their own option tables on.
+#[tokio::test]
+async fn option_errors_name_the_function_and_the_field() {
+    let d = dir("opts");
+    write(
+        &d,
+        "opts.lua",
+        &check_plugin(
+            "opts",
+            r#"
+  local out = {}
+  local function try(f, ...)
+    local ok, e = pcall(f, ...)
+    out[#out + 1] = ok and "ok" or tostring(e)
+  end
+  try(lb.tcp.connect, target.ip, 1, { timeout = "soon" })
+  try(lb.http.request, { ip = target.ip, port = 70000 })
+  try(lb.exec, { "true" }, { env = { A = {} } })
+  try(lb.dns.query, target.ip, "x.test", "A", 5)
+  try(lb.http.request, { ip = target.ip, port = 1, tls = "yes" })
+  local r = lb.exec({ "sh", "-c", "echo $N" }, { timeout = "5", env = { N = 42 }, timout = 1 })
+  out[#out + 1] = "coerced " .. r.stdout
+  return true, table.concat(out, "|")"#,
+        ),
+    );
+    let (h, report) = Host::start(cfg(vec![d])).unwrap();
+    assert!(report.refused.is_empty(), "{:?}", report.refused);
+    let out = run(&h, "opts").await;
+    assert!(out.ok, "{}", out.message);
+    let parts: Vec<&str> = out.message.split('|').collect();
+    assert_eq!(parts.len(), 6, "{}", out.message);
+    assert!(
+        parts[0].contains(
+            "lb.tcp.connect: option `timeout`: invalid value: string \"soon\", expected a number"
+        ),
+        "{}",
+        parts[0]
+    );
+    assert!(
+        parts[1].contains("lb.http.request: option `port`: invalid value: integer `70000`"),
+        "{}",
+        parts[1]
+    );
+    assert!(
+        parts[2].contains("lb.exec: option `env.A`: invalid type: map, expected a string"),
+        "{}",
+        parts[2]
+    );
+    assert!(
+        parts[3].contains("lb.dns.query: options must be a table, not integer"),
+        "{}",
+        parts[3]
+    );
+    assert!(
+        parts[4].contains(
+            "lb.http.request: option `tls`: invalid type: string \"yes\", expected a boolean"
+        ),
+        "{}",
+        parts[4]
+    );
+    assert_eq!(parts[5], "coerced 42\n");
+}
