@@ -12,7 +12,17 @@ use std::time::Duration;
 
 use mlua::{Function, HookTriggers, Lua, LuaOptions, StdLib, Table, Value, VmState};
 
-use crate::host::PluginStats;
+/// A plugin's counters, kept in its [`Shared`] across rebuilds.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PluginStats {
+    pub calls: u64,
+    pub failures: u64,
+    pub errors: u64,
+    pub stopped_cpu: u64,
+    pub stopped_memory: u64,
+    /// Bytes the plugin's Lua state holds now.
+    pub memory: usize,
+}
 
 /// Why a plugin was stopped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,6 +94,8 @@ pub(crate) struct Ctx {
     pub thread_pool: RefCell<Vec<mlua::Thread>>,
     pub regs: RefCell<Regs>,
     pub regex_cache: RefCell<HashMap<String, regex::Regex>>,
+    /// "function option" pairs already warned about as unknown.
+    pub warned: RefCell<HashSet<String>>,
 }
 
 /// A loaded plugin file.
@@ -139,7 +151,12 @@ load = function(chunk, name, mode, e)
 end
 "#;
 
-pub(crate) fn build(shared: &Rc<Shared>) -> Result<State, String> {
+/// Builds the plugin's Lua state: `install` adds the API the plugin sees
+/// (the `lb` module; the sandbox does not know it), then the file runs.
+pub(crate) fn build(
+    shared: &Rc<Shared>,
+    install: fn(&Lua) -> mlua::Result<()>,
+) -> Result<State, String> {
     let path = shared.path.clone();
     let src = match shared.source {
         Some(s) => std::borrow::Cow::Borrowed(s),
@@ -163,8 +180,9 @@ pub(crate) fn build(shared: &Rc<Shared>) -> Result<State, String> {
             thread_pool: RefCell::new(Vec::new()),
             regs: RefCell::new(Regs::default()),
             regex_cache: RefCell::new(HashMap::new()),
+            warned: RefCell::new(HashSet::new()),
         });
-        crate::api::register(&lua)?;
+        install(&lua)?;
         // A stop poisons the plugin: every later hook and every pcall or
         // resume in it raises again, so no Lua code can swallow it.
         let sh = shared.clone();

@@ -11,6 +11,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use lbd_plugin::{Event, EventKind, Host, HostConfig, Options, Target};
+
+mod common;
+use common::run_check;
 use serde_json::json;
 
 fn root() -> PathBuf {
@@ -80,10 +83,7 @@ async fn http_get_statuses_digest_and_regex() {
     let port = http_server(6);
     let run = |o: serde_json::Value| {
         let h = h.clone();
-        async move {
-            h.run_check("http_get", at(port), opts(o), Duration::from_secs(10))
-                .await
-        }
+        async move { run_check(&h, "http_get", at(port), opts(o), Duration::from_secs(10)).await }
     };
     let ok = run(json!({ "urls": [{ "path": "/health" }] })).await;
     assert!(ok.ok, "{}", ok.message);
@@ -118,14 +118,14 @@ async fn http_get_statuses_digest_and_regex() {
         .local_addr()
         .unwrap()
         .port();
-    let refused = h
-        .run_check(
-            "http_get",
-            at(closed),
-            Options::new(),
-            Duration::from_secs(10),
-        )
-        .await;
+    let refused = run_check(
+        &h,
+        "http_get",
+        at(closed),
+        Options::new(),
+        Duration::from_secs(10),
+    )
+    .await;
     assert!(
         !refused.ok && refused.message.contains("connect"),
         "{}",
@@ -188,14 +188,14 @@ async fn http_get_keepalive_reuses_its_connection() {
     let (port, conns, closing) = keepalive_server(3);
     let keep = json!({ "keepalive": true });
     for i in 0..7 {
-        let r = h
-            .run_check(
-                "http_get",
-                at(port),
-                opts(keep.clone()),
-                Duration::from_secs(10),
-            )
-            .await;
+        let r = run_check(
+            &h,
+            "http_get",
+            at(port),
+            opts(keep.clone()),
+            Duration::from_secs(10),
+        )
+        .await;
         assert!(r.ok, "check {i}: {}", r.message);
     }
     // 3 + 3 + 1 requests: a new connection only after the server closed one
@@ -205,14 +205,14 @@ async fn http_get_keepalive_reuses_its_connection() {
     // Without the option, keepalived's way: a connection per check, and
     // the request says so.
     for _ in 0..2 {
-        let r = h
-            .run_check(
-                "http_get",
-                at(port),
-                Options::new(),
-                Duration::from_secs(10),
-            )
-            .await;
+        let r = run_check(
+            &h,
+            "http_get",
+            at(port),
+            Options::new(),
+            Duration::from_secs(10),
+        )
+        .await;
         assert!(r.ok, "{}", r.message);
     }
     assert_eq!(conns.load(Ordering::SeqCst), 5);
@@ -224,20 +224,17 @@ async fn tcp_exec_process_and_systemd() {
     let h = host();
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let open = l.local_addr().unwrap().port();
-    let o = h
-        .run_check("tcp", at(open), Options::new(), Duration::from_secs(10))
-        .await;
+    let o = run_check(&h, "tcp", at(open), Options::new(), Duration::from_secs(10)).await;
     assert!(o.ok, "{}", o.message);
     drop(l);
-    let o = h
-        .run_check("tcp", at(open), Options::new(), Duration::from_secs(10))
-        .await;
+    let o = run_check(&h, "tcp", at(open), Options::new(), Duration::from_secs(10)).await;
     assert!(!o.ok);
 
     let exec = |argv: serde_json::Value, dynamic: bool| {
         let h = h.clone();
         async move {
-            h.run_check(
+            run_check(
+                &h,
                 "exec",
                 at(0),
                 opts(json!({ "argv": argv, "dynamic": dynamic, "timeout": 2 })),
@@ -257,33 +254,38 @@ async fn tcp_exec_process_and_systemd() {
 
     // A process by name, as `killall -0` would find it.
     let mut child = Command::new("sleep").arg("60").spawn().unwrap();
-    let p = h
-        .run_check(
-            "process",
-            at(0),
-            opts(json!({ "name": "sleep" })),
-            Duration::from_secs(10),
-        )
-        .await;
+    let p = run_check(
+        &h,
+        "process",
+        at(0),
+        opts(json!({ "name": "sleep" })),
+        Duration::from_secs(10),
+    )
+    .await;
     assert!(p.ok, "{}", p.message);
     child.kill().unwrap();
     child.wait().unwrap();
-    let none = h
-        .run_check(
-            "process",
-            at(0),
-            opts(json!({ "name": "no-such-proc-lbd" })),
-            Duration::from_secs(10),
-        )
-        .await;
+    let none = run_check(
+        &h,
+        "process",
+        at(0),
+        opts(json!({ "name": "no-such-proc-lbd" })),
+        Duration::from_secs(10),
+    )
+    .await;
     assert!(
         !none.ok && none.message.contains("0 running"),
         "{}",
         none.message
     );
-    let bad = h
-        .run_check("process", at(0), Options::new(), Duration::from_secs(10))
-        .await;
+    let bad = run_check(
+        &h,
+        "process",
+        at(0),
+        Options::new(),
+        Duration::from_secs(10),
+    )
+    .await;
     assert!(
         !bad.ok && bad.message.contains("option name"),
         "{}",
@@ -305,10 +307,8 @@ async fn dns_against_dnsmasq() {
     let bin = ["/usr/sbin/dnsmasq", "/usr/bin/dnsmasq"]
         .into_iter()
         .find(|p| Path::new(p).exists());
-    let Some(bin) = bin else {
-        eprintln!("skipped: dnsmasq not installed (scripts/lib.sh installs dnsmasq-base)");
-        return;
-    };
+    // scripts/test installs it for every tier (scripts/lib.sh).
+    let bin = bin.expect("dnsmasq not installed: apt-get install dnsmasq-base (scripts/lib.sh)");
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -345,10 +345,7 @@ async fn dns_against_dnsmasq() {
     let q = |name: &str, ty: &str| {
         let h = h.clone();
         let o = opts(json!({ "name": name, "type": ty, "timeout": 2 }));
-        async move {
-            h.run_check("dns", at(port), o, Duration::from_secs(10))
-                .await
-        }
+        async move { run_check(&h, "dns", at(port), o, Duration::from_secs(10)).await }
     };
     let a = q("api.lbd.test", "A").await;
     assert!(a.ok && a.message.contains("10.1.2.4"), "{}", a.message);
@@ -535,10 +532,7 @@ async fn https_get_verification_modes() {
     let (port, ca) = https_server(3, &d);
     let run = |o: serde_json::Value| {
         let h = h.clone();
-        async move {
-            h.run_check("https_get", at(port), opts(o), Duration::from_secs(10))
-                .await
-        }
+        async move { run_check(&h, "https_get", at(port), opts(o), Duration::from_secs(10)).await }
     };
     // keepalived's SSL_GET default: no verification.
     let any = run(json!({ "urls": [{ "path": "/", "regex": "secure" }] })).await;

@@ -13,6 +13,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use lbd_plugin::{CheckOutcome, Host, HostConfig, Options, Target};
+
+mod common;
+use common::run_check;
 use serde_json::json;
 
 fn host() -> Host {
@@ -43,7 +46,7 @@ const LO: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
 async fn run(h: &Host, plugin: &str, t: Target, o: serde_json::Value) -> CheckOutcome {
     let o: Options = o.as_object().cloned().unwrap();
-    h.run_check(plugin, t, o, Duration::from_secs(15)).await
+    run_check(h, plugin, t, o, Duration::from_secs(15)).await
 }
 
 /// Answers each datagram with `reply(request)`; `None` stays silent.
@@ -297,15 +300,12 @@ fn scripted_smtp(
 #[tokio::test]
 async fn smtp_dialogue_with_aiosmtpd_and_scripted_servers() {
     let h = host();
-    match aiosmtpd() {
-        Some((_guard, port)) => {
-            let o = run(&h, "smtp", target(LO, port, None), json!({ "timeout": 5 })).await;
-            assert!(o.ok && o.message.starts_with("220 "), "{}", o.message);
-        }
-        None => eprintln!(
-            "aiosmtpd part skipped: python3-aiosmtpd not installed (scripts/lib.sh installs it)"
-        ),
-    }
+    // scripts/test installs aiosmtpd for every tier (scripts/lib.sh).
+    let (_guard, port) = aiosmtpd().expect(
+        "python3-aiosmtpd not installed: apt-get install python3-aiosmtpd (scripts/lib.sh)",
+    );
+    let o = run(&h, "smtp", target(LO, port, None), json!({ "timeout": 5 })).await;
+    assert!(o.ok && o.message.starts_with("220 "), "{}", o.message);
 
     // Multiline HELO reply (RFC 5321 4.2.1) and the configured helo_name.
     let (port, seen) = scripted_smtp("220 mx.test ESMTP\r\n", "250-mx.test\r\n250 ok\r\n");
@@ -360,22 +360,11 @@ async fn smtp_dialogue_with_aiosmtpd_and_scripted_servers() {
     assert!(!o.ok && o.message.contains("connect"), "{}", o.message);
 }
 
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-#[tokio::test]
-async fn ping_loopback_with_datagram_and_raw_sockets() {
-    let h = host();
+async fn ping_loopback(h: &Host, modes: &[&str]) {
     for ip in [LO, IpAddr::V6(Ipv6Addr::LOCALHOST)] {
-        let mut modes = vec!["auto"];
-        if is_root() {
-            modes.extend(["raw", "datagram"]);
-        }
         for m in modes {
             let o = run(
-                &h,
+                h,
                 "ping",
                 target(ip, 0, None),
                 json!({ "timeout": 2, "socket": m }),
@@ -387,6 +376,49 @@ async fn ping_loopback_with_datagram_and_raw_sockets() {
                 o.message
             );
         }
+    }
+}
+
+#[tokio::test]
+async fn ping_loopback_with_the_automatic_socket() {
+    ping_loopback(&host(), &["auto"]).await;
+}
+
+/// Forcing a raw socket needs CAP_NET_RAW; a datagram socket, a group in
+/// net.ipv4.ping_group_range (root's is, in a default namespace).
+#[tokio::test]
+#[cfg_attr(
+    not(feature = "lab"),
+    ignore = "needs root: the lab tier runs it (--features lab)"
+)]
+async fn ping_loopback_with_raw_and_datagram_sockets() {
+    common::require(common::is_root(), "root (raw ICMP sockets)");
+    let h = host();
+    ping_loopback(&h, &["raw"]).await;
+    // lbd never widens the sysctl: where it excludes our group, a forced
+    // datagram socket is refused, saying so.
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ping_group_range").unwrap();
+    let b: Vec<u32> = range
+        .split_whitespace()
+        .map(|v| v.parse().unwrap())
+        .collect();
+    // SAFETY: getegid has no preconditions.
+    let gid = unsafe { libc::getegid() };
+    if b[0] <= gid && gid <= b[1] {
+        ping_loopback(&h, &["datagram"]).await;
+    } else {
+        let o = run(
+            &h,
+            "ping",
+            target(LO, 0, None),
+            json!({ "timeout": 2, "socket": "datagram" }),
+        )
+        .await;
+        assert!(
+            !o.ok && o.message.contains("ICMP socket: Permission denied"),
+            "{}",
+            o.message
+        );
     }
 }
 
@@ -457,15 +489,13 @@ impl Drop for Netns {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(feature = "lab"),
+    ignore = "needs root: the lab tier runs it (--features lab)"
+)]
 async fn ping_into_a_namespace_one_address_answers_one_does_not() {
-    if !is_root() {
-        eprintln!("skipped: needs root (network namespaces)");
-        return;
-    }
-    let Some(ns) = Netns::new("p") else {
-        eprintln!("skipped: ip netns add failed");
-        return;
-    };
+    common::require(common::is_root(), "root (network namespaces)");
+    let ns = Netns::new("p").expect("ip netns add failed");
     let h = host();
     for (up, down) in [
         ("10.231.7.2", "10.231.7.3"),

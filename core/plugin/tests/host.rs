@@ -11,6 +11,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use lbd_plugin::{CheckOutcome, Event, EventKind, Host, HostConfig, Options, Target};
 
+mod common;
+use common::run_check;
+
 fn dir(test: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("lbd-plugin-{test}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
@@ -50,8 +53,7 @@ fn check_plugin(name: &str, body: &str) -> String {
 }
 
 async fn run(h: &Host, name: &str) -> CheckOutcome {
-    h.run_check(name, target(), Options::new(), Duration::from_secs(10))
-        .await
+    run_check(h, name, target(), Options::new(), Duration::from_secs(10)).await
 }
 
 #[tokio::test]
@@ -321,11 +323,12 @@ async fn loading_override_permissions_errors_and_duplicates() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(feature = "lab"),
+    ignore = "needs root: the lab tier runs it (--features lab)"
+)]
 async fn not_root_owned_is_refused_when_required() {
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: needs root to chown");
-        return;
-    }
+    common::require(common::is_root(), "root (to chown the plugin file)");
     let d = dir("owner");
     let p = write(&d, "mine.lua", &check_plugin("mine", "return true"));
     std::os::unix::fs::chown(&p, Some(65534), None).unwrap();
@@ -439,9 +442,7 @@ async fn exec_http_tcp_dns_and_proc_primitives() {
     let (h, _) = Host::start(cfg(vec![d])).unwrap();
     let mut o = Options::new();
     o.insert("port".into(), port.into());
-    let out = h
-        .run_check("prims", target(), o, Duration::from_secs(20))
-        .await;
+    let out = run_check(&h, "prims", target(), o, Duration::from_secs(20)).await;
     assert!(out.ok, "{}", out.message);
     let parts: Vec<&str> = out.message.split('|').collect();
     assert_eq!(parts[0], "exec 3 hi\n");
@@ -488,9 +489,7 @@ async fn http_over_a_unix_socket() {
     let (h, _) = Host::start(cfg(vec![d])).unwrap();
     let mut o = Options::new();
     o.insert("sock".into(), sock.display().to_string().into());
-    let out = h
-        .run_check("docker", target(), o, Duration::from_secs(10))
-        .await;
+    let out = run_check(&h, "docker", target(), o, Duration::from_secs(10)).await;
     assert!(out.ok, "{}", out.message);
     assert_eq!(out.message, "abc");
 }
@@ -582,12 +581,12 @@ async fn check_starts_share_one_grid() {
 /// keepalived's per-script `user USER [GROUP]`: lb.exec runs the program
 /// with that uid and gid (needs root, as lbd does to switch users).
 #[tokio::test]
+#[cfg_attr(
+    not(feature = "lab"),
+    ignore = "needs root: the lab tier runs it (--features lab)"
+)]
 async fn exec_as_another_user() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: needs root");
-        return;
-    }
+    common::require(common::is_root(), "root (to switch users)");
     let d = dir("exec-user");
     write(
         &d,
@@ -607,10 +606,7 @@ async fn exec_as_another_user() {
         let mut o = Options::new();
         o.insert("user".into(), user.into());
         let h = h.clone();
-        async move {
-            h.run_check("who", target(), o, Duration::from_secs(10))
-                .await
-        }
+        async move { run_check(&h, "who", target(), o, Duration::from_secs(10)).await }
     };
     let nobody = run("nobody").await;
     assert!(nobody.ok, "{}", nobody.message);
@@ -643,9 +639,14 @@ async fn builtin_plugins_and_their_override() {
         report.loaded[0].path,
         PathBuf::from("(built in)/checks/answer.lua")
     );
-    let out = h
-        .run_check("answer", target(), Options::new(), Duration::from_secs(5))
-        .await;
+    let out = run_check(
+        &h,
+        "answer",
+        target(),
+        Options::new(),
+        Duration::from_secs(5),
+    )
+    .await;
     assert_eq!((out.ok, out.message.as_str()), (true, "built in"));
 
     let d = dir("builtin-override");
@@ -663,8 +664,79 @@ async fn builtin_plugins_and_their_override() {
         report.loaded[0].overrides,
         Some(PathBuf::from("(built in)/checks/answer.lua"))
     );
-    let out = h
-        .run_check("answer", target(), Options::new(), Duration::from_secs(5))
-        .await;
+    let out = run_check(
+        &h,
+        "answer",
+        target(),
+        Options::new(),
+        Duration::from_secs(5),
+    )
+    .await;
     assert_eq!(out.message, "from the file");
+}
+
+/// Option tables are decoded field by field: an ill-typed field raises an
+/// error naming the function and the field; Lua's own coercions (a numeric
+/// string is a number, a number a string) still hold; an unknown field is
+/// ignored (and logged), as plugins pass their own option tables on.
+#[tokio::test]
+async fn option_errors_name_the_function_and_the_field() {
+    let d = dir("opts");
+    write(
+        &d,
+        "opts.lua",
+        &check_plugin(
+            "opts",
+            r#"
+  local out = {}
+  local function try(f, ...)
+    local ok, e = pcall(f, ...)
+    out[#out + 1] = ok and "ok" or tostring(e)
+  end
+  try(lb.tcp.connect, target.ip, 1, { timeout = "soon" })
+  try(lb.http.request, { ip = target.ip, port = 70000 })
+  try(lb.exec, { "true" }, { env = { A = {} } })
+  try(lb.dns.query, target.ip, "x.test", "A", 5)
+  try(lb.http.request, { ip = target.ip, port = 1, tls = "yes" })
+  local r = lb.exec({ "sh", "-c", "echo $N" }, { timeout = "5", env = { N = 42 }, timout = 1 })
+  out[#out + 1] = "coerced " .. r.stdout
+  return true, table.concat(out, "|")"#,
+        ),
+    );
+    let (h, report) = Host::start(cfg(vec![d])).unwrap();
+    assert!(report.refused.is_empty(), "{:?}", report.refused);
+    let out = run(&h, "opts").await;
+    assert!(out.ok, "{}", out.message);
+    let parts: Vec<&str> = out.message.split('|').collect();
+    assert_eq!(parts.len(), 6, "{}", out.message);
+    assert!(
+        parts[0].contains(
+            "lb.tcp.connect: option `timeout`: invalid value: string \"soon\", expected a number"
+        ),
+        "{}",
+        parts[0]
+    );
+    assert!(
+        parts[1].contains("lb.http.request: option `port`: invalid value: integer `70000`"),
+        "{}",
+        parts[1]
+    );
+    assert!(
+        parts[2].contains("lb.exec: option `env.A`: invalid type: map, expected a string"),
+        "{}",
+        parts[2]
+    );
+    assert!(
+        parts[3].contains("lb.dns.query: options must be a table, not integer"),
+        "{}",
+        parts[3]
+    );
+    assert!(
+        parts[4].contains(
+            "lb.http.request: option `tls`: invalid type: string \"yes\", expected a boolean"
+        ),
+        "{}",
+        parts[4]
+    );
+    assert_eq!(parts[5], "coerced 42\n");
 }
