@@ -1460,10 +1460,10 @@ fn render_lvs(o: &mut String, g: &Global) {
 }
 
 fn server_addr(ip: &IpAddr, port: u16) -> String {
-    match (ip, port) {
-        (_, 0) => ip.to_string(),
-        (IpAddr::V6(a), p) => format!("[{a}]:{p}"),
-        (IpAddr::V4(a), p) => format!("{a}:{p}"),
+    // Port 0: the configuration gave none.
+    match port {
+        0 => ip.to_string(),
+        p => std::net::SocketAddr::new(*ip, p).to_string(),
     }
 }
 
