@@ -33,7 +33,10 @@ fuzz_target!(|data: &[u8]| {
     let Ok(ka) = lbd_config::parse_keepalived_str(&text, Path::new("fuzz.conf")) else {
         return;
     };
-    let toml = lbd_config::to_toml(&ka.config);
+    let toml = match lbd_config::to_toml(&ka.config) {
+        Ok(t) => t,
+        Err(e) => panic!("a loaded model does not serialize: {e}"),
+    };
     let back = match lbd_config::parse_toml_str(&toml, Path::new("fuzz.toml")) {
         Ok(l) => l,
         Err(e) => panic!("converted TOML does not load:\n{e}\n--- TOML ---\n{toml}"),

@@ -32,7 +32,7 @@ fn instance(version: u8, prio: u8) -> Instance {
 
 /// One failover, in seconds, in a fresh lab.
 fn failover(kind: Kind, version: u8, fault: Fault, rep: usize) -> Option<f64> {
-    let lab = Lab::new(&format!("bench-{}-v{version}-{rep}", kind.label()))?;
+    let lab = Lab::try_new(&format!("bench-{}-v{version}-{rep}", kind.label()))?;
     let p = Pair::start(
         &lab,
         kind,
@@ -58,7 +58,7 @@ fn failover(kind: Kind, version: u8, fault: Fault, rep: usize) -> Option<f64> {
 /// VmRSS (KiB) of one node with one instance, once it is master. For
 /// keepalived: parent + VRRP child (+ checker child if any).
 fn rss(kind: Kind) -> Option<u64> {
-    let lab = Lab::new(&format!("bench-rss-{}", kind.label()))?;
+    let lab = Lab::try_new(&format!("bench-rss-{}", kind.label()))?;
     let a = lab.node("a");
     let d = Daemon::start(&lab, kind, &a, &Instance::v2(150).render("a"));
     wait_until(ELECTION, || lab.has_addr(&a, "eth0", VIP4)).then_some(())?;

@@ -28,7 +28,7 @@ fn main() {
         eprintln!("hint: scripts/lab --daemon keepalived shows the same demo with keepalived");
         std::process::exit(2);
     }
-    let Some(lab) = Lab::new("demo") else {
+    let Some(lab) = Lab::try_new("demo") else {
         std::process::exit(2)
     };
     let inst = |prio| {

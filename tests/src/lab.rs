@@ -101,6 +101,15 @@ pub struct Lab {
     inner: Mutex<Inner>,
 }
 
+/// Fails the test unless it runs inside the VM tier (tests/vm/run sets
+/// LBD_IN_VM=1): IPVS tests change the kernel's one global table, and on a
+/// kernel without IPVS passing would test nothing.
+pub fn require_vm(test: &str) {
+    if std::env::var("LBD_IN_VM").as_deref() != Ok("1") {
+        panic!("{test}: needs IPVS, so it runs in the VM tier (scripts/test vm sets LBD_IN_VM=1)");
+    }
+}
+
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
@@ -195,10 +204,23 @@ fn clean_leftovers(short: &str) {
 }
 
 impl Lab {
-    /// A fresh lab, or None (with a printed reason) when not root.
-    pub fn new(test: &str) -> Option<Lab> {
+    /// A fresh lab for a test of the lab (or VM) tier. Not being root is a
+    /// failure, not a skip: the `lab` feature means "this is the lab tier",
+    /// and a lab test that passes without running tests nothing.
+    pub fn new(test: &str) -> Lab {
+        match Lab::try_new(test) {
+            Some(lab) => lab,
+            None => panic!(
+                "{test}: the namespace lab needs root (run the lab tier as root: sudo scripts/test lab)"
+            ),
+        }
+    }
+
+    /// A fresh lab, or None (with a printed reason) when not root: for the
+    /// demo and the benchmark, which may run without it.
+    pub fn try_new(test: &str) -> Option<Lab> {
         if !is_root() {
-            eprintln!("skipping {test}: the namespace lab needs root");
+            eprintln!("{test}: the namespace lab needs root");
             return None;
         }
         let short = short_name(test);

@@ -44,9 +44,9 @@ pub fn time_until(deadline: Duration, mut cond: impl FnMut() -> bool) -> Option<
 
 /// A lab for a scenario run by `kinds`: None (with the reason printed) when
 /// not root or when lbd is needed but not ready.
-pub fn lab_for(test: &str, kinds: &[Kind]) -> Option<Lab> {
-    if kinds.contains(&Kind::Lbd) {
-        lbd_ready(test)?;
+pub fn lab_for(test: &str, kinds: &[Kind]) -> Lab {
+    if kinds.contains(&Kind::Lbd) && lbd_ready(test).is_none() {
+        panic!("{test}: no usable lbd binary (build it: cargo build --workspace --bins; or set LBD_BIN)");
     }
     Lab::new(test)
 }

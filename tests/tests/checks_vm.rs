@@ -13,15 +13,11 @@
 use std::time::Duration;
 
 use lbd_tests::daemon::{lbd_path, Daemon, Kind};
-use lbd_tests::lab::{Lab, Node};
+use lbd_tests::lab::{require_vm, Lab, Node};
 use lbd_tests::lvs::nat_backend;
 use lbd_tests::{http, wait_until};
 
 const VIP: &str = "10.0.0.100";
-
-fn in_vm() -> bool {
-    std::env::var("LBD_IN_VM").is_ok_and(|v| v == "1")
-}
 
 fn ipvs(lab: &Lab, n: &Node) -> String {
     String::from_utf8_lossy(&lab.exec_ok(n, &["ipvsadm", "-Ln"]).stdout).to_string()
@@ -52,11 +48,8 @@ fn dests(lab: &Lab, n: &Node, port: u16) -> Vec<(String, u32)> {
 #[test]
 fn http_checks_remove_inhibit_and_switch_to_sorry_server() {
     let test = "checks_vm";
-    if !in_vm() {
-        eprintln!("skipping {test}: needs IPVS (runs in the VM tier)");
-        return;
-    }
-    let Some(lab) = Lab::new(test) else { return };
+    require_vm(test);
+    let lab = Lab::new(test);
     let (a, client) = (lab.node("a"), lab.host("client"));
     let webs = [lab.host("web1"), lab.host("web2"), lab.host("sorry")];
     lab.exec_ok(&a, &["sysctl", "-qw", "net.ipv4.ip_forward=1"]);

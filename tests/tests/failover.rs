@@ -30,9 +30,7 @@ fn kill_scenario(
     vip: &str,
     unicast: bool,
 ) {
-    let Some(lab) = lab_for(t, &[ka, kb]) else {
-        return;
-    };
+    let lab = lab_for(t, &[ka, kb]);
     let p = Pair::start(&lab, ka, kb, ia, ib, unicast);
     p.expect_sole(&lab, &p.a, vip, ELECTION);
     assert!(
@@ -76,9 +74,7 @@ fn unicast_peers(t: &str, ka: Kind, kb: Kind) {
 /// Carrier loss on the master hands the VIP over; when the link returns, the
 /// higher priority preempts (default `preempt`).
 fn link_down_and_preempt_back(t: &str, ka: Kind, kb: Kind) {
-    let Some(lab) = lab_for(t, &[ka, kb]) else {
-        return;
-    };
+    let lab = lab_for(t, &[ka, kb]);
     let p = Pair::start(&lab, ka, kb, Instance::v2(150), Instance::v2(100), false);
     p.expect_sole(&lab, &p.a, VIP4, ELECTION);
     lab.set_link(&p.a, "eth0", false);
@@ -100,9 +96,7 @@ fn link_down_and_preempt_back(t: &str, ka: Kind, kb: Kind) {
 
 /// With `nopreempt` on both, the recovered higher priority stays backup.
 fn nopreempt_stays(t: &str, ka: Kind, kb: Kind) {
-    let Some(lab) = lab_for(t, &[ka, kb]) else {
-        return;
-    };
+    let lab = lab_for(t, &[ka, kb]);
     let ia = Instance {
         nopreempt: true,
         ..Instance::v2(150)
@@ -132,9 +126,7 @@ fn nopreempt_stays(t: &str, ka: Kind, kb: Kind) {
 
 /// `preempt_delay 5`: after its link returns, a waits before preempting.
 fn preempt_delay_respected(t: &str, ka: Kind, kb: Kind) {
-    let Some(lab) = lab_for(t, &[ka, kb]) else {
-        return;
-    };
+    let lab = lab_for(t, &[ka, kb]);
     let ia = Instance {
         preempt_delay: Some(5),
         ..Instance::v2(150)
@@ -162,9 +154,7 @@ fn preempt_delay_respected(t: &str, ka: Kind, kb: Kind) {
 /// takeover can never come sooner than Master_Down - advert_int = 2.6 s, so
 /// "< 2 × advert_int" separates the two even on a slow box.
 fn sigterm_hands_over_within_skew(t: &str, ka: Kind, kb: Kind) {
-    let Some(lab) = lab_for(t, &[ka, kb]) else {
-        return;
-    };
+    let lab = lab_for(t, &[ka, kb]);
     let p = Pair::start(&lab, ka, kb, Instance::v2(150), Instance::v2(100), false);
     p.expect_sole(&lab, &p.a, VIP4, ELECTION);
     p.da.term();

@@ -55,7 +55,7 @@ fn logged_to(d: &Daemon, name: &str, to: &str) -> bool {
 #[test]
 fn sync_group_two_interfaces() {
     let t = "sync_group_two_interfaces";
-    let Some(lab) = lab_for(t, &LBD) else { return };
+    let lab = lab_for(t, &LBD);
     let a = lab.node("a");
     let b = lab.node("b");
     lab.join(&a, 1);
@@ -99,8 +99,8 @@ fn sync_group_two_interfaces() {
 
 /// a (150) tracks eth1; b runs 100. Returns the lab, both nodes and a's daemon
 /// once a is master.
-fn tracking_pair(t: &str, track: &str) -> Option<(Lab, Node, Node, Daemon)> {
-    let lab = lab_for(t, &LBD)?;
+fn tracking_pair(t: &str, track: &str) -> (Lab, Node, Node, Daemon) {
+    let lab = lab_for(t, &LBD);
     let a = lab.node("a");
     let b = lab.node("b");
     lab.join(&a, 1);
@@ -111,16 +111,14 @@ fn tracking_pair(t: &str, track: &str) -> Option<(Lab, Node, Node, Daemon)> {
     let da = Daemon::start(&lab, Kind::Lbd, &a, &ia.render("a"));
     Daemon::start(&lab, Kind::Lbd, &b, &Instance::v2(100).render("b"));
     expect_sole(&lab, &[&a, &b], &a, "eth0", VIP4, "start");
-    Some((lab, a, b, da))
+    (lab, a, b, da)
 }
 
 /// `eth1 weight -60`: eth1 down drops a to 90 < 100, so b takes over; a
 /// stays Backup (not Fault) and preempts back when eth1 returns.
 #[test]
 fn track_interface_weight() {
-    let Some((lab, a, b, da)) = tracking_pair("track_interface_weight", "eth1 weight -60") else {
-        return;
-    };
+    let (lab, a, b, da) = tracking_pair("track_interface_weight", "eth1 weight -60");
     let nodes = [&a, &b];
     lab.set_link(&a, "eth1", false);
     expect_sole(&lab, &nodes, &b, "eth0", VIP4, "a's eth1 down");
@@ -141,9 +139,7 @@ fn track_interface_weight() {
 /// removes the VIP; eth1 back, a preempts.
 #[test]
 fn track_interface_fault() {
-    let Some((lab, a, b, da)) = tracking_pair("track_interface_fault", "eth1") else {
-        return;
-    };
+    let (lab, a, b, da) = tracking_pair("track_interface_fault", "eth1");
     let nodes = [&a, &b];
     lab.set_link(&a, "eth1", false);
     expect_sole(&lab, &nodes, &b, "eth0", VIP4, "a's eth1 down");
@@ -162,7 +158,7 @@ fn track_interface_fault() {
 #[test]
 fn vips_on_several_interfaces() {
     let t = "vips_on_several_interfaces";
-    let Some(lab) = lab_for(t, &LBD) else { return };
+    let lab = lab_for(t, &LBD);
     let a = lab.node("a");
     let b = lab.node("b");
     lab.join(&a, 1);
@@ -225,7 +221,7 @@ fn has_no_accept_table(lab: &Lab, node: &Node) -> bool {
 #[test]
 fn no_accept_drops_traffic_to_vip() {
     let t = "no_accept_drops_traffic_to_vip";
-    let Some(lab) = lab_for(t, &LBD) else { return };
+    let lab = lab_for(t, &LBD);
     let ia = Instance {
         extra: vec!["no_accept".into()],
         ..Instance::v2(150)
@@ -277,7 +273,7 @@ fn no_accept_drops_traffic_to_vip() {
 #[test]
 fn address_owner_priority_255() {
     let t = "address_owner_priority_255";
-    let Some(lab) = lab_for(t, &LBD) else { return };
+    let lab = lab_for(t, &LBD);
     let a = lab.node("a");
     let b = lab.node("b");
     let nodes = [&a, &b];
@@ -309,7 +305,7 @@ fn address_owner_priority_255() {
 #[test]
 fn no_privileges_one_line() {
     let t = "no_privileges_one_line";
-    let Some(lab) = lab_for(t, &LBD) else { return };
+    let lab = lab_for(t, &LBD);
     let a = lab.node("a");
     // World-readable config and a socket path the user could create.
     let conf = lab.path("a-nopriv.conf");
@@ -349,7 +345,7 @@ fn no_privileges_one_line() {
 #[test]
 fn garp_refresh_and_repeat() {
     let t = "garp_refresh_and_repeat";
-    let Some(lab) = lab_for(t, &LBD) else { return };
+    let lab = lab_for(t, &LBD);
     let a = lab.node("a");
     let b = lab.node("b");
     let client = lab.host("client");
@@ -406,7 +402,7 @@ fn garp_refresh_and_repeat() {
 #[test]
 fn tshark_v3_checksum_as_v2() {
     let t = "tshark_v3_checksum_as_v2";
-    let Some(lab) = lab_for(t, &LBD) else { return };
+    let lab = lab_for(t, &LBD);
     let a = lab.node("a");
     let b = lab.node("b");
     let watcher = lab.host("watch");

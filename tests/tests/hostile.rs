@@ -34,8 +34,8 @@ struct Target {
 }
 
 /// A master on `a` (v2, PASS, VRID 51, priority 150) and an attacker node.
-fn target(t: &str, kind: Kind) -> Option<Target> {
-    let lab = lab_for(t, &[kind])?;
+fn target(t: &str, kind: Kind) -> Target {
+    let lab = lab_for(t, &[kind]);
     let node = lab.node("a");
     let attacker = lab.host("x");
     let daemon = Daemon::start(&lab, kind, &node, &Instance::v2(150).render("a"));
@@ -43,12 +43,12 @@ fn target(t: &str, kind: Kind) -> Option<Target> {
         wait_until(ELECTION, || lab.has_addr(&node, "eth0", VIP4)),
         "target never became master"
     );
-    Some(Target {
+    Target {
         lab,
         node,
         attacker,
         daemon,
-    })
+    }
 }
 
 fn vip() -> Ipv4Addr {
@@ -65,7 +65,7 @@ fn drops(log: &str) -> Vec<&str> {
 /// Send `packet` ten times a second for 3 s (pacing traffic, not waiting on
 /// state); the target must hold the VIP throughout, and lbd must log drops.
 fn must_survive(t: &str, kind: Kind, build: impl Fn(Ipv4Addr) -> Vec<u8>) {
-    let Some(tg) = target(t, kind) else { return };
+    let tg = target(t, kind);
     let src: Ipv4Addr = tg.attacker.ip4(0).parse().unwrap();
     let packet = build(src);
     let before = drops(&tg.daemon.log()).len();
@@ -149,7 +149,7 @@ fn wrong_interval(t: &str, kind: Kind) {
 /// Control: the same forged advert with nothing wrong does take over, so the
 /// cases above fail for the reason they name, not a broken forge.
 fn valid_higher_priority_wins(t: &str, kind: Kind) {
-    let Some(tg) = target(t, kind) else { return };
+    let tg = target(t, kind);
     let src: Ipv4Addr = tg.attacker.ip4(0).parse().unwrap();
     let packet = forged(src, 255, |_| {});
     let lost = wait_until(Duration::from_secs(10), || {

@@ -10,17 +10,13 @@ use std::time::Duration;
 
 use lbd_tests::daemon::{Daemon, Kind};
 use lbd_tests::http;
-use lbd_tests::lab::{Lab, Node};
+use lbd_tests::lab::{require_vm, Lab, Node};
 use lbd_tests::lvs::{dr_backend, echo_server, hold_connection, nat_backend};
 use lbd_tests::wait_until;
 
 const VIP: &str = "10.0.0.100";
 /// The backends' default gateway in NAT mode: a VIP on the inner LAN.
 const GW: &str = "10.0.1.254";
-
-fn in_vm() -> bool {
-    std::env::var("LBD_IN_VM").is_ok_and(|v| v == "1")
-}
 
 fn conf(prio: u8, kind: &str, sched: &str, backends: &[&Node], nat: bool) -> String {
     let mut s = String::from("global_defs {\n  router_id lvs\n}\n");
@@ -57,11 +53,8 @@ fn spread(lab: &Lab, client: &Node, n: usize) -> BTreeMap<String, usize> {
 }
 
 fn scenario(test: &str, nat: bool) {
-    if !in_vm() {
-        eprintln!("skipping {test}: needs IPVS (runs in the VM tier)");
-        return;
-    }
-    let Some(lab) = Lab::new(test) else { return };
+    require_vm(test);
+    let lab = Lab::new(test);
     let (a, b, client) = (lab.node("a"), lab.node("b"), lab.host("client"));
     let webs = [lab.host("web1"), lab.host("web2")];
     for n in [&a, &b] {
@@ -173,11 +166,8 @@ fn ipvs(lab: &Lab, n: &Node) -> String {
 #[test]
 fn lvs_reconcile_adopt_drift_foreign() {
     let test = "lvs_reconcile";
-    if !in_vm() {
-        eprintln!("skipping {test}: needs IPVS (runs in the VM tier)");
-        return;
-    }
-    let Some(lab) = Lab::new(test) else { return };
+    require_vm(test);
+    let lab = Lab::new(test);
     let (a, client) = (lab.node("a"), lab.host("client"));
     let webs = [lab.host("web1"), lab.host("web2")];
     lab.exec_ok(&a, &["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
@@ -280,11 +270,8 @@ fn lvs_reconcile_adopt_drift_foreign() {
 #[test]
 fn lvs_reload_changes_only_what_changed() {
     let test = "lvs_reload";
-    if !in_vm() {
-        eprintln!("skipping {test}: needs IPVS (runs in the VM tier)");
-        return;
-    }
-    let Some(lab) = Lab::new(test) else { return };
+    require_vm(test);
+    let lab = Lab::new(test);
     // The real server must be routable from the director, or the kernel
     // refuses a NAT destination (EINVAL): 10.0.0.11 is on a's LAN.
     let a = lab.node("a");
@@ -338,9 +325,7 @@ fn lvs_reload_changes_only_what_changed() {
 /// itself: replies go from the backend to the client directly, so no
 /// gateway VIP has to move with the service.
 fn conn_sync(test: &str, sync: bool) -> (bool, String) {
-    let Some(lab) = Lab::new(test) else {
-        return (sync, String::new());
-    };
+    let lab = Lab::new(test);
     let (a, b, client) = (lab.node("a"), lab.node("b"), lab.host("client"));
     let webs = [lab.host("web1"), lab.host("web2")];
     let mut _echo = Vec::new();
@@ -413,10 +398,7 @@ fn conn_sync(test: &str, sync: bool) -> (bool, String) {
 #[test]
 fn lvs_conn_sync_keeps_connection_through_failover() {
     let test = "lvs_conn_sync";
-    if !in_vm() {
-        eprintln!("skipping {test}: needs IPVS (runs in the VM tier)");
-        return;
-    }
+    require_vm(test);
     let (survived, log) = conn_sync(test, true);
     assert!(survived, "connection lost despite lvs_sync_daemon: {log}");
     // Control: the same failover without sync breaks the connection, so

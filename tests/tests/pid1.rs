@@ -97,9 +97,7 @@ mod lab {
     /// from the start; killed, it must be reaped for the check to fail.
     #[test]
     fn proxy_pair_pid1_reaps_dead_haproxy() {
-        let Some(lab) = lab_for("proxy_pair_pid1", &[Kind::Lbd]) else {
-            return;
-        };
+        let lab = lab_for("proxy_pair_pid1", &[Kind::Lbd]);
         let (a, b, client, web) = (
             lab.node("a"),
             lab.node("b"),
@@ -220,9 +218,7 @@ mod lab {
     /// orphan ends reaped.
     #[test]
     fn pid1_scripts_keep_exit_codes_under_orphan_storm() {
-        let Some(lab) = lab_for("pid1_scripts_storm", &[Kind::Lbd]) else {
-            return;
-        };
+        let lab = lab_for("pid1_scripts_storm", &[Kind::Lbd]);
         let a = lab.node("a");
         let ok = script(&lab, "ok.sh", "exit 0");
         let fail = script(&lab, "fail.sh", "exit 3");
@@ -323,13 +319,10 @@ fn check_exit_codes_under_storm(
 #[test]
 fn pid1_misc_check_keeps_exit_codes_under_orphan_storm() {
     use lbd_tests::daemon::global_defs;
-    use lbd_tests::lab::Lab;
+    use lbd_tests::lab::{require_vm, Lab};
     let test = "pid1_misc_check_storm";
-    if std::env::var("LBD_IN_VM").map_or(true, |v| v != "1") {
-        eprintln!("skipping {test}: needs IPVS (runs in the VM tier)");
-        return;
-    }
-    let Some(lab) = Lab::new(test) else { return };
+    require_vm(test);
+    let lab = Lab::new(test);
     let a = lab.node("a");
     // Real servers nobody connects to: MISC_CHECK runs a program only.
     let (w1, w2) = ("10.0.1.51", "10.0.1.52");

@@ -102,8 +102,17 @@ run() {
 }
 
 PLUGINS="${LBD_PLUGIN_DIR:?set LBD_PLUGIN_DIR to the plugins directory}"
-"$lbd" -f "$conf" --convert | sed 's/^options = { /options = { "keepalive" = true, /' >"$work/keep.toml"
-grep -q '"keepalive" = true' "$work/keep.toml" || { echo "no http_get options in the converted configuration" >&2; exit 1; }
+# keepalive = true into each http_get check's options table: in the table's
+# own header when the TOML has one, else in one opened before its first
+# sub-table (options.urls) or before the next section.
+"$lbd" -f "$conf" --convert | awk '
+  function add() { print "[virtual_server.real_server.checks.options]"; print "keepalive = true"; print ""; pending = 0 }
+  /^plugin = "http_get"$/ { pending = 1; print; next }
+  pending && $0 == "[virtual_server.real_server.checks.options]" { print; print "keepalive = true"; pending = 0; next }
+  pending && /^\[/ { add() }
+  { print }
+  END { if (pending) add() }' >"$work/keep.toml"
+grep -q '^keepalive = true$' "$work/keep.toml" || { echo "no http_get options in the converted configuration" >&2; exit 1; }
 read -r ka_cpu ka_user ka_rate ka_per ka_rss ka_gap ka_n < <(run keepalived)
 read -r lb_cpu lb_user lb_rate lb_per lb_rss lb_gap lb_n < <(run lbd)
 read -r lk_cpu lk_user lk_rate lk_per lk_rss lk_gap lk_n < <(run lbd-keepalive)

@@ -327,7 +327,7 @@ impl Ka {
             return;
         }
         let kw = n.keyword();
-        if is_supported_global_kw(kw) {
+        if GLOBAL_LINE_KWS.contains(&kw) {
             self.no_block(n);
         }
         match kw {
@@ -504,20 +504,11 @@ impl Ka {
 
     fn instance_kw(&mut self, n: &Node, r: &mut RawInstance) {
         let kw = n.keyword();
-        let takes_block = matches!(
-            kw,
-            "authentication"
-                | "virtual_ipaddress"
-                | "virtual_ipaddress_excluded"
-                | "unicast_peer"
-                | "track_interface"
-                | "track_script"
-        );
         let name = r.name.clone();
         if self.notify_kw(n, "INSTANCE", &name) {
             return;
         }
-        if !takes_block && is_supported_instance_kw(kw) {
+        if INSTANCE_LINE_KWS.contains(&kw) {
             self.no_block(n);
         }
         match kw {
@@ -1020,51 +1011,159 @@ impl Ka {
     }
 }
 
-fn is_supported_instance_kw(kw: &str) -> bool {
-    matches!(
-        kw,
-        "state"
-            | "interface"
-            | "virtual_router_id"
-            | "priority"
-            | "advert_int"
-            | "version"
-            | "nopreempt"
-            | "preempt"
-            | "preempt_delay"
-            | "accept"
-            | "no_accept"
-            | "unicast_src_ip"
-            | "mcast_src_ip"
-            | "dont_track_primary"
-            | "garp_master_delay"
-            | "garp_master_refresh"
-            | "garp_master_repeat"
-            | "garp_master_refresh_repeat"
-            | "use_vmac"
-            | "v3_checksum_as_v2"
-            | "old_unicast_checksum"
-            | "lvs_sync_daemon_interface"
-    )
-}
+/// The one-line keywords of a `vrrp_instance` that its match handles: a
+/// `{` block after one is an error. The tests below check this table
+/// against keywords.txt and against what the match actually handles.
+const INSTANCE_LINE_KWS: &[&str] = &[
+    "state",
+    "interface",
+    "virtual_router_id",
+    "priority",
+    "advert_int",
+    "version",
+    "nopreempt",
+    "preempt",
+    "preempt_delay",
+    "accept",
+    "no_accept",
+    "unicast_src_ip",
+    "mcast_src_ip",
+    "dont_track_primary",
+    "garp_master_delay",
+    "garp_master_refresh",
+    "garp_master_repeat",
+    "garp_master_refresh_repeat",
+    "use_vmac",
+    "v3_checksum_as_v2",
+    "old_unicast_checksum",
+    "lvs_sync_daemon_interface",
+];
 
-fn is_supported_global_kw(kw: &str) -> bool {
-    matches!(
-        kw,
-        "router_id"
-            | "vrrp_version"
-            | "vrrp_mcast_group4"
-            | "vrrp_mcast_group6"
-            | "vrrp_garp_master_delay"
-            | "vrrp_garp_master_repeat"
-            | "vrrp_garp_master_refresh"
-            | "vrrp_garp_master_refresh_repeat"
-            | "vrrp_garp_interval"
-            | "vrrp_gna_interval"
-            | "vrrp_strict"
-            | "vrrp_skip_check_adv_addr"
-            | "vrrp_check_unicast_src"
-            | "dynamic_interfaces"
-            | "v3_checksum_as_v2"
-    )
+/// The one-line keywords of `global_defs` that `global`'s match handles
+/// (lvs_global and script_global check their own).
+const GLOBAL_LINE_KWS: &[&str] = &[
+    "router_id",
+    "vrrp_version",
+    "vrrp_mcast_group4",
+    "vrrp_mcast_group6",
+    "vrrp_garp_master_delay",
+    "vrrp_garp_master_repeat",
+    "vrrp_garp_master_refresh",
+    "vrrp_garp_master_refresh_repeat",
+    "vrrp_garp_interval",
+    "vrrp_gna_interval",
+    "vrrp_strict",
+    "vrrp_skip_check_adv_addr",
+    "vrrp_check_unicast_src",
+    "dynamic_interfaces",
+    "v3_checksum_as_v2",
+];
+
+#[cfg(test)]
+mod tests {
+    //! The keyword tables above are a second spelling of the match arms;
+    //! these tests tie both to keywords.txt and to each other by parsing.
+    #![allow(clippy::expect_used)]
+
+    use super::*;
+
+    /// The block keywords `instance_kw` handles (no table in the reader:
+    /// `self.block` refuses a missing block itself).
+    const INSTANCE_BLOCK_KWS: &[&str] = &[
+        "authentication",
+        "virtual_ipaddress",
+        "virtual_ipaddress_excluded",
+        "unicast_peer",
+        "track_interface",
+        "track_script",
+        "virtual_routes",
+    ];
+
+    /// What the reader says about `line` in `vrrp_instance` (or in
+    /// `global_defs`): every warning and error message.
+    fn said(global: bool, line: &str) -> String {
+        let text = if global {
+            format!("global_defs {{\n{line}\n}}\n")
+        } else {
+            format!("vrrp_instance VI {{\ninterface eth0\nvirtual_router_id 1\n{line}\n}}\n")
+        };
+        match crate::parse_keepalived_str(&text, Path::new("k.conf")) {
+            Ok(l) => l
+                .warnings
+                .iter()
+                .map(|w| w.message.clone())
+                .collect::<Vec<_>>()
+                .join("\n"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    fn unsupported(msgs: &str, kw: &str) -> bool {
+        msgs.contains(&format!("{kw} is not supported yet"))
+            || msgs.contains(&format!("unknown keyword {kw:?}"))
+            || msgs.contains(&format!("{kw} is a top-level block"))
+    }
+
+    #[test]
+    fn every_table_keyword_is_a_keepalived_keyword() {
+        for kw in INSTANCE_LINE_KWS
+            .iter()
+            .chain(GLOBAL_LINE_KWS)
+            .chain(INSTANCE_BLOCK_KWS)
+        {
+            assert!(is_keepalived_keyword(kw), "{kw} is not in keywords.txt");
+        }
+    }
+
+    /// A table entry is a keyword the match handles, and a one-line one
+    /// refuses a block.
+    #[test]
+    fn table_keywords_are_handled_and_refuse_a_block() {
+        for (global, table) in [(false, INSTANCE_LINE_KWS), (true, GLOBAL_LINE_KWS)] {
+            for kw in table {
+                let m = said(global, &format!("{kw} {{\n}}"));
+                assert!(
+                    !unsupported(&m, kw),
+                    "{kw} is in a table but not handled: {m}"
+                );
+                assert!(
+                    m.contains(&format!("{kw}: does not take a '{{' block")),
+                    "{kw}: {m}"
+                );
+            }
+        }
+    }
+
+    /// The other way round: a keepalived keyword that `vrrp_instance` or
+    /// `global_defs` handles and that accepts a block without complaint is a
+    /// block keyword; a one-line keyword the match handles but the table
+    /// lacks would accept a block silently and fail here.
+    #[test]
+    fn handled_keywords_that_take_a_block_are_block_keywords() {
+        let mut silent = Vec::new();
+        for kw in keepalived_keywords() {
+            for global in [false, true] {
+                let m = said(global, &format!("{kw} {{\n}}"));
+                if unsupported(&m, kw) || m.contains("does not take a '{' block") {
+                    continue;
+                }
+                if !global && INSTANCE_BLOCK_KWS.contains(&kw) {
+                    continue;
+                }
+                silent.push(format!(
+                    "{} {kw}: {m}",
+                    if global {
+                        "global_defs"
+                    } else {
+                        "vrrp_instance"
+                    }
+                ));
+            }
+        }
+        assert!(
+            silent.is_empty(),
+            "handled, block accepted silently:\n{}",
+            silent.join("\n")
+        );
+    }
 }

@@ -12,6 +12,7 @@ mod lbd_toml;
 mod limits;
 pub mod model;
 mod routes;
+mod toml_out;
 mod validate;
 mod values;
 
@@ -20,12 +21,12 @@ use std::sync::Arc;
 
 pub use error::{ConfigError, Diagnostic};
 pub use keepalived::split_words;
-pub use lbd_toml::to_toml;
 pub use limits::{
     MAX_BLOCK_DEPTH, MAX_CONFIG_BYTES, MAX_FILES, MAX_INCLUDE_DEPTH, MAX_TOML_BYTES,
     MAX_TOML_DEPTH, MAX_WORDS,
 };
 pub use model::*;
+pub use toml_out::to_toml;
 pub use validate::validate;
 
 /// A valid model and the non-fatal findings made while reading it.

@@ -175,10 +175,7 @@ impl RealServer {
 }
 
 fn sock_name(ip: &std::net::IpAddr, port: u16) -> String {
-    match ip {
-        std::net::IpAddr::V4(a) => format!("{a}:{port}"),
-        std::net::IpAddr::V6(a) => format!("[{a}]:{port}"),
-    }
+    std::net::SocketAddr::new(*ip, port).to_string()
 }
 
 /// Options handed to a plugin: any JSON-like value per key.

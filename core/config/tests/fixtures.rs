@@ -168,7 +168,7 @@ fn keepalived_to_toml_round_trip_is_identity() {
         let Ok(l) = load(&f) else {
             panic!("{} should load", f.display())
         };
-        let toml = to_toml(&l.config);
+        let toml = to_toml(&l.config).expect("the model serializes");
         let back = match parse_toml_str(&toml, Path::new("converted.toml")) {
             Ok(b) => b,
             Err(e) => panic!(

@@ -215,9 +215,9 @@ fn nothing_panics_on_garbage() {
 #[test]
 fn toml_render_is_stable() {
     let l = ka("vrrp_instance A {\n interface eth0\n virtual_router_id 5\n virtual_ipaddress { 10.0.0.1/24 dev eth0 label eth0:1 }\n}\n");
-    let t = to_toml(&l.config);
+    let t = to_toml(&l.config).expect("the model serializes");
     let back = parse_toml_str(&t, Path::new("x.toml")).expect("rendered TOML loads");
-    assert_eq!(to_toml(&back.config), t);
+    assert_eq!(to_toml(&back.config).expect("the model serializes"), t);
 }
 
 const INST: &str = "vrrp_instance A {\n interface eth0\n virtual_router_id 5\n virtual_ipaddress { 10.0.0.1 }\n}\n";
@@ -596,7 +596,7 @@ virtual_server 10.0.0.1 80 {{\n protocol TCP\n delay_loop 30\n real_server 10.0.
 #[test]
 fn new_checkers_round_trip_through_toml() {
     let l = ka(&format!("{VI}track_file f {{\n file /run/f\n}}\nvirtual_server 10.0.0.1 25 {{\n protocol TCP\n real_server 10.0.1.1 25 {{\n SMTP_CHECK {{\n helo_name a.b\n host {{\n connect_ip 10.0.1.2\n }}\n }}\n UDP_CHECK {{\n payload 01 02\n require_reply 0x\n }}\n PING_CHECK {{\n retry 1\n }}\n FILE_CHECK {{\n track_file f\n }}\n }}\n}}\n"));
-    let text = to_toml(&l.config);
+    let text = to_toml(&l.config).expect("the model serializes");
     let back = parse_toml_str(&text, Path::new("c.toml")).expect("converted TOML loads");
     let strip = |c: &Config| -> Vec<(String, Options, CheckTiming)> {
         c.virtual_servers[0].real_servers[0]

@@ -341,7 +341,7 @@ fn routes_round_trip_through_toml() {
     let l = load(&p).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(l.config.instances[0].virtual_routes.len(), 12);
     assert_eq!(l.config.static_routes.len(), 4);
-    let t = to_toml(&l.config);
+    let t = to_toml(&l.config).expect("the model serializes");
     assert!(t.contains("[static]\nroutes = [\n"), "{t}");
     assert!(t.contains("\"blackhole 192.168.113.1/32\""), "{t}");
     assert!(t.contains("\"0.0.0.0/0 via 192.168.0.1 table 100\""), "{t}");
@@ -355,5 +355,5 @@ fn routes_round_trip_through_toml() {
         strip(&back.config.static_routes),
         strip(&l.config.static_routes)
     );
-    assert_eq!(to_toml(&back.config), t);
+    assert_eq!(to_toml(&back.config).expect("the model serializes"), t);
 }

@@ -37,10 +37,7 @@ impl RsId {
 
     /// `ip:port` as keepalived's notify lines print a server.
     pub fn addr(&self) -> String {
-        match self.ip {
-            IpAddr::V4(a) => format!("{a}:{}", self.port),
-            IpAddr::V6(a) => format!("[{a}]:{}", self.port),
-        }
+        std::net::SocketAddr::new(self.ip, self.port).to_string()
     }
 }
 

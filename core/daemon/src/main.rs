@@ -111,11 +111,10 @@ fn run(args: cli::Args) -> Result<ExitCode> {
             );
         }
         use std::io::Write;
-        let _ = write!(
-            std::io::stdout().lock(),
-            "{}",
-            lbd_config::to_toml(&loaded.config)
-        );
+        let toml = lbd_config::to_toml(&loaded.config).map_err(|e| {
+            anyhow::anyhow!("--convert: cannot write the configuration as TOML: {e}")
+        })?;
+        let _ = write!(std::io::stdout().lock(), "{toml}");
         return Ok(ExitCode::SUCCESS);
     }
     for w in &loaded.warnings {

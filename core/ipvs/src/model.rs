@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 /// Service flags, values from linux/ip_vs.h.
 pub const IP_VS_SVC_F_PERSISTENT: u32 = 0x0001;
@@ -158,21 +158,9 @@ impl fmt::Display for ServiceKey {
                 protocol,
                 addr,
                 port,
-            } => write!(f, "{} {}", protocol.name(), SockAddr(addr, *port)),
+            } => write!(f, "{} {}", protocol.name(), SocketAddr::new(*addr, *port)),
             ServiceKey::Fwmark { af: Af::V4, mark } => write!(f, "FWM {mark}"),
             ServiceKey::Fwmark { af: Af::V6, mark } => write!(f, "FWM {mark} IPv6"),
-        }
-    }
-}
-
-/// `addr:port`, v6 in brackets.
-struct SockAddr<'a>(&'a IpAddr, u16);
-
-impl fmt::Display for SockAddr<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            IpAddr::V4(a) => write!(f, "{a}:{}", self.1),
-            IpAddr::V6(a) => write!(f, "[{a}]:{}", self.1),
         }
     }
 }
@@ -287,7 +275,7 @@ impl DestKey {
 
 impl fmt::Display for DestKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        SockAddr(&self.addr, self.port).fmt(f)
+        SocketAddr::new(self.addr, self.port).fmt(f)
     }
 }
 

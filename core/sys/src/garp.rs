@@ -57,28 +57,16 @@ pub fn unsolicited_na(src_mac: [u8; 6], target: Ipv6Addr) -> [u8; 32] {
 /// ICMPv6 checksum (RFC 4443 §2.3) over the IPv6 pseudo-header and `msg`,
 /// with `msg`'s checksum field (bytes 2..4) taken as zero.
 pub fn icmpv6_checksum(src: Ipv6Addr, dst: Ipv6Addr, msg: &[u8]) -> u16 {
-    let mut sum: u64 = 0;
-    let mut add = |bytes: &[u8]| {
-        for c in bytes.chunks(2) {
-            let hi = u64::from(c[0]) << 8;
-            let lo = c.get(1).map_or(0, |b| u64::from(*b));
-            sum += hi | lo;
-        }
-    };
-    add(&src.octets());
-    add(&dst.octets());
-    add(&(msg.len() as u32).to_be_bytes());
-    add(&[0, 0, 0, 58]);
-    if msg.len() >= 4 {
-        add(&msg[..2]);
-        add(&msg[4..]);
-    } else {
-        add(msg);
+    let mut pseudo = [0u8; 40];
+    pseudo[..16].copy_from_slice(&src.octets());
+    pseudo[16..32].copy_from_slice(&dst.octets());
+    pseudo[32..36].copy_from_slice(&u32::try_from(msg.len()).unwrap_or(u32::MAX).to_be_bytes());
+    pseudo[39] = 58; // next header: ICMPv6
+                     // The message's own checksum field (bytes 2..4) counts as zero.
+    match (msg.get(..2), msg.get(4..)) {
+        (Some(head), Some(tail)) => lbd_vrrp::codec::checksum(&[&pseudo, head, tail]),
+        _ => lbd_vrrp::codec::checksum(&[&pseudo, msg]),
     }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
 }
 
 /// Sends gratuitous ARP and unsolicited NA on one interface. Sends are

@@ -1,7 +1,8 @@
 //! The IPVS client against a real kernel: run inside the VM tier
 //! (`tests/vm/run --cargo-test lbd-sys --features vm-tests -- --test-threads=1`).
 //! The IPVS table is global, so the tests run one at a time and each starts
-//! and ends with a flush. Outside the VM every test skips.
+//! and ends with a flush. Outside the VM every test fails: the feature means
+//! "this is the VM tier", and a host's own IPVS table must not be flushed.
 #![cfg(feature = "vm-tests")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -22,10 +23,10 @@ fn in_vm() -> bool {
 
 macro_rules! vm_only {
     () => {
-        if !in_vm() {
-            eprintln!("skipped: needs the IPVS kernel of the VM tier (tests/vm/run)");
-            return;
-        }
+        assert!(
+            in_vm(),
+            "needs the IPVS kernel of the VM tier: run by scripts/test vm (tests/vm/run sets LBD_IN_VM=1)"
+        );
     };
 }
 

@@ -21,13 +21,15 @@ const DEADLINE: Duration = Duration::from_secs(10);
 const VRRP_V4: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);
 const VRRP_V6: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x12);
 
-fn root() -> bool {
+/// The `netns-tests` feature means "this run is root" (the VM tier): not
+/// being root fails the test instead of passing it untested.
+fn require_root() {
     // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        return true;
-    }
-    eprintln!("skipping: netns tests need root");
-    false
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(
+        euid, 0,
+        "netns tests need root (feature netns-tests, run by scripts/test vm)"
+    );
 }
 
 fn sh(args: &[&str]) -> String {
@@ -166,17 +168,13 @@ fn poll_sync(what: &str, mut f: impl FnMut() -> bool) {
 
 #[test]
 fn privileges_ok_as_root() {
-    if !root() {
-        return;
-    }
+    require_root();
     check_privileges().unwrap();
 }
 
 #[test]
 fn addresses_add_replace_delete() {
-    if !root() {
-        return;
-    }
+    require_root();
     let (a, _b) = pair();
     a.run(|| async {
         let (nl, _ev) = Netlink::connect().await.unwrap();
@@ -253,9 +251,7 @@ fn addresses_add_replace_delete() {
 /// one, and `ip route` shows what was asked (table, scope, type, protocol).
 #[test]
 fn routes_replace_delete() {
-    if !root() {
-        return;
-    }
+    require_root();
     let (a, _b) = pair();
     // An operator's identical route, protocol boot: replace adopts it.
     a.ip(&["route", "add", "10.20.0.0/16", "via", "10.9.0.254"]);
@@ -361,9 +357,7 @@ fn routes_replace_delete() {
 
 #[test]
 fn link_events_carrier_and_admin() {
-    if !root() {
-        return;
-    }
+    require_root();
     let (a, b) = pair();
     let bname = b.0.clone();
     let aname = a.0.clone();
@@ -458,9 +452,7 @@ fn v4_packet(src: Ipv4Addr, dst: Ipv4Addr, marker: u8) -> Vec<u8> {
 
 #[test]
 fn vrrp_v4_multicast_and_unicast() {
-    if !root() {
-        return;
-    }
+    require_root();
     let (a, b) = pair();
     let f = Flags::default();
     let fb = f.clone();
@@ -507,9 +499,7 @@ fn vrrp_v4_multicast_and_unicast() {
 
 #[test]
 fn vrrp_v6_multicast_and_unicast() {
-    if !root() {
-        return;
-    }
+    require_root();
     let (a, b) = pair();
     let lla = a.run(|| async {
         let nl = Netlink::connect().await.unwrap().0;
@@ -599,9 +589,7 @@ const VMAC: [u8; 6] = [0x00, 0x00, 0x5e, 0x00, 0x01, 0x07];
 
 #[test]
 fn garp_updates_neighbour() {
-    if !root() {
-        return;
-    }
+    require_root();
     let (a, b) = pair();
     let vip = Ipv4Addr::new(10, 9, 0, 50);
     // Linux only updates existing entries from a gratuitous ARP (arp_accept
@@ -641,9 +629,7 @@ fn garp_updates_neighbour() {
 
 #[test]
 fn unsolicited_na_updates_neighbour() {
-    if !root() {
-        return;
-    }
+    require_root();
     let (a, b) = pair();
     let vip: Ipv6Addr = "fd00::50".parse().unwrap();
     b.ip(&[

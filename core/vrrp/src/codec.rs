@@ -877,8 +877,9 @@ pub fn encode_ipv6(src: Ipv6Addr, dst: Ipv6Addr, advert: &Advert) -> Vec<u8> {
 
 /// Internet checksum (RFC 1071) over the concatenation of `parts`: the value
 /// to store in a zeroed checksum field, or 0 when verifying a message whose
-/// checksum field is filled in and correct.
-fn checksum(parts: &[&[u8]]) -> u16 {
+/// checksum field is filled in and correct. Public as the one copy in the
+/// workspace: sys (ICMPv6 NA) and plugin (ICMP echo) call it too.
+pub fn checksum(parts: &[&[u8]]) -> u16 {
     let mut sum: u32 = 0;
     let mut hi: Option<u8> = None;
     for b in parts.iter().flat_map(|p| p.iter()) {

@@ -52,21 +52,9 @@ fn next_seq() -> u16 {
     SEQ.fetch_add(1, Ordering::Relaxed)
 }
 
-/// The Internet checksum (RFC 1071): ones' complement of the ones'
-/// complement sum of 16-bit words.
+/// The Internet checksum (RFC 1071), the workspace's one copy.
 pub fn checksum(data: &[u8]) -> u16 {
-    let mut sum: u32 = 0;
-    let mut chunks = data.chunks_exact(2);
-    for c in &mut chunks {
-        sum += u32::from(u16::from_be_bytes([c[0], c[1]]));
-    }
-    if let [last] = chunks.remainder() {
-        sum += u32::from(*last) << 8;
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
+    lbd_vrrp::codec::checksum(&[data])
 }
 
 /// An Echo Request: type, code 0, checksum, identifier, sequence, then
