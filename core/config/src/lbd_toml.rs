@@ -1605,7 +1605,11 @@ fn render_scripts(o: &mut String, cfg: &Config) {
 /// A checker the TOML cannot carry, as a comment where it stood.
 fn render_skipped(o: &mut String, cfg: &Config, rs: &RealServer) {
     use std::fmt::Write;
-    for s in cfg.skipped_checks.iter().filter(|s| s.rs_span == rs.span) {
+    for s in cfg
+        .skipped_checks
+        .iter()
+        .filter(|s| s.rs_span.same_place(&rs.span))
+    {
         let _ = writeln!(
             o,
             "# {} ({}) is not converted: lbd does not run it, the real server is treated as up",

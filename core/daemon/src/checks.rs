@@ -25,9 +25,15 @@ pub struct Checker {
 }
 
 impl Checker {
+    #[cfg(test)]
     pub fn new(alpha: bool, retry: u32) -> Self {
+        Self::starting(!alpha, retry)
+    }
+
+    /// A checker restarted by a reload, from the state the node holds.
+    pub fn starting(up: bool, retry: u32) -> Self {
         Checker {
-            up: !alpha,
+            up,
             retry,
             failures: 0,
         }
@@ -76,9 +82,15 @@ pub struct Script {
 }
 
 impl Script {
+    #[cfg(test)]
     pub fn new(init_fail: bool, rise: u32, fall: u32) -> Self {
+        Self::starting(!init_fail, rise, fall)
+    }
+
+    /// A script restarted by a reload, from the status the node holds.
+    pub fn starting(ok: bool, rise: u32, fall: u32) -> Self {
         Script {
-            ok: !init_fail,
+            ok,
             rise: rise.max(1),
             fall: fall.max(1),
             streak: 0,
@@ -182,6 +194,11 @@ mod tests {
         assert_eq!(s.on_result(false), Some(false));
         assert_eq!(s.on_result(true), None);
         assert_eq!(s.on_result(true), Some(true));
+        // Restarted failed (a reload): the first pass is a recovery.
+        let mut r = Script::starting(false, 1, 3);
+        assert_eq!(r.on_result(true), Some(true));
+        let mut c = Checker::starting(false, 3);
+        assert_eq!(c.on_result(true), (Some(true), Next::Loop));
         let mut f = Script::new(true, 1, 1);
         assert!(!f.is_ok());
         assert_eq!(f.on_result(false), None);

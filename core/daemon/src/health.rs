@@ -3,6 +3,7 @@
 //! schedule. Only changes reach the VRRP loop, as `HealthEv`s; the loop
 //! never waits for a check.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
@@ -25,8 +26,17 @@ const DEFAULT_BEFORE_RETRY: Duration = Duration::from_secs(1);
 /// honours its timeout reports its own message.
 const HOST_MARGIN: Duration = Duration::from_secs(1);
 
+/// One change, from the checks started as generation `gen`: the node
+/// drops changes of a generation a reload has replaced (its jobs were
+/// seeded from the state before them).
 #[derive(Debug)]
-pub enum HealthEv {
+pub struct HealthEv {
+    pub gen: u64,
+    pub change: Change,
+}
+
+#[derive(Debug)]
+pub enum Change {
     /// A checker of a real server changed state, or its dynamic weight changed.
     Checker {
         rs: RsId,
@@ -131,16 +141,34 @@ fn with_timeout(opts: &Map<String, Value>, t: Duration) -> (Map<String, Value>, 
     (o, plugin_t + HOST_MARGIN)
 }
 
+/// The state the checks start from: the node's, so a restarted job reports
+/// a recovery from a failure it did not see itself (see reload.rs).
+pub struct Seed<'a> {
+    pub gen: u64,
+    pub checker_up: &'a HashMap<RsId, Vec<bool>>,
+    pub scripts_ok: &'a HashMap<String, bool>,
+}
+
 /// Starts every checker and tracked script of `c`. Their schedules run on
 /// the plugin thread, next to the plugins (a check costs no thread switch);
 /// only changes come back, over `tx`.
-pub fn start(host: &Host, c: &cfg::Config, tx: mpsc::UnboundedSender<HealthEv>) -> Health {
+pub fn start(
+    host: &Host,
+    c: &cfg::Config,
+    seed: &Seed,
+    tx: mpsc::UnboundedSender<HealthEv>,
+) -> Health {
     let mut jobs = Vec::new();
     for vs in &c.virtual_servers {
         for rs in &vs.real_servers {
             let id = RsId::of(vs, rs);
             for (n, ck) in rs.checks.iter().enumerate() {
                 let t = timing(vs, rs, ck);
+                let up = seed
+                    .checker_up
+                    .get(&id)
+                    .and_then(|u| u.get(n).copied())
+                    .unwrap_or(!t.alpha);
                 let (opts, limit) = with_timeout(&ck.options, t.connect_timeout);
                 let job = CheckJob {
                     plugin: ck.plugin.clone(),
@@ -149,6 +177,8 @@ pub fn start(host: &Host, c: &cfg::Config, tx: mpsc::UnboundedSender<HealthEv>) 
                     limit,
                     rs: id.clone(),
                     index: n,
+                    up,
+                    gen: seed.gen,
                     timing: t,
                     tx: tx.clone(),
                 };
@@ -165,7 +195,15 @@ pub fn start(host: &Host, c: &cfg::Config, tx: mpsc::UnboundedSender<HealthEv>) 
             opts,
             limit,
             interval,
-            state: Script::new(s.init_fail, s.rise, s.fall),
+            state: Script::starting(
+                seed.scripts_ok
+                    .get(&s.name)
+                    .copied()
+                    .unwrap_or(!s.init_fail),
+                s.rise,
+                s.fall,
+            ),
+            gen: seed.gen,
             tx: tx.clone(),
         };
         jobs.push(host.spawn(Box::new(|local| Box::pin(job.run(local)))));
@@ -180,6 +218,9 @@ struct CheckJob {
     limit: Duration,
     rs: RsId,
     index: usize,
+    /// The state it starts from.
+    up: bool,
+    gen: u64,
     timing: Timing,
     tx: mpsc::UnboundedSender<HealthEv>,
 }
@@ -188,7 +229,7 @@ impl CheckJob {
     async fn run(self, local: Local) {
         let t = &self.timing;
         let mut check = local.checker(&self.plugin, self.target.clone(), self.opts.clone());
-        let mut state = Checker::new(t.alpha, t.retry);
+        let mut state = Checker::starting(self.up, t.retry);
         let mut weight: Option<u32> = None;
         if !t.warmup.is_zero() {
             let w = rand::rng().random_range(0.0..t.warmup.as_secs_f64());
@@ -218,12 +259,15 @@ impl CheckJob {
             };
             if changed.is_some() || new_weight != weight {
                 weight = new_weight;
-                let ev = HealthEv::Checker {
-                    rs: self.rs.clone(),
-                    checker: self.index,
-                    up: state.is_up(),
-                    weight,
-                    message: out.message,
+                let ev = HealthEv {
+                    gen: self.gen,
+                    change: Change::Checker {
+                        rs: self.rs.clone(),
+                        checker: self.index,
+                        up: state.is_up(),
+                        weight,
+                        message: out.message,
+                    },
                 };
                 if self.tx.send(ev).is_err() {
                     return;
@@ -242,6 +286,7 @@ struct ScriptJob {
     limit: Duration,
     interval: Duration,
     state: Script,
+    gen: u64,
     tx: mpsc::UnboundedSender<HealthEv>,
 }
 
@@ -271,9 +316,12 @@ impl ScriptJob {
                 } else {
                     info!("VRRP_Script({}) succeeded", self.name);
                 }
-                let ev = HealthEv::Script {
-                    name: self.name.clone(),
-                    ok,
+                let ev = HealthEv {
+                    gen: self.gen,
+                    change: Change::Script {
+                        name: self.name.clone(),
+                        ok,
+                    },
                 };
                 if self.tx.send(ev).is_err() {
                     return;

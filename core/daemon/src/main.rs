@@ -11,6 +11,7 @@ mod node;
 mod notify;
 mod pid1;
 mod plugins;
+mod reload;
 mod routes;
 mod setup;
 

@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
 
 use crate::counters::Counters;
-use crate::health::{Health, HealthEv};
+use crate::health::{Change, Health, HealthEv, Seed};
 use crate::lvs::LvsHandle;
 use crate::lvs_desired::{HealthView, RsId, RsStatus};
 use crate::notify::{Hooks, Transition};
@@ -118,8 +118,14 @@ struct Node {
     mcast_group4: Ipv4Addr,
     /// IPVS reconciler, when virtual servers are configured.
     lvs: Option<LvsHandle>,
-    /// The running configuration: health changes recompute IPVS from it.
+    /// The latest configuration: health changes recompute IPVS from it.
     cfg: Config,
+    /// The configuration the VRRP side runs on until lbd restarts: a reload
+    /// does not reach the instances, so their tracking (script weights,
+    /// sync-group references) must not read the new one either.
+    vrrp_cfg: Config,
+    /// Generation of the running checks; a reload starts the next one.
+    health_gen: u64,
     /// Plugin host, when anything needs a plugin.
     host: Option<lbd_plugin::Host>,
     /// Running checkers and tracked scripts.
@@ -162,7 +168,12 @@ pub async fn run(config: Config, path: std::path::PathBuf) -> Result<()> {
     // IPVS first: when an instance becomes master its services are in place.
     node.lvs = crate::lvs::start(&config, &node.health).await?;
     if let Some(host) = &node.host {
-        node.checks = crate::health::start(host, &config, health_tx.clone());
+        let seed = Seed {
+            gen: node.health_gen,
+            checker_up: &node.checker_up,
+            scripts_ok: &node.scripts_ok,
+        };
+        node.checks = crate::health::start(host, &config, &seed, health_tx.clone());
     }
 
     for (i, (key, sock)) in node.socks.iter().enumerate() {
@@ -314,6 +325,8 @@ impl Node {
             mcast_group4: g.mcast_group4,
             lvs: None,
             cfg: config.clone(),
+            vrrp_cfg: config.clone(),
+            health_gen: 0,
             host: None,
             checks: Health::default(),
             health: HealthView::default(),
@@ -579,7 +592,7 @@ impl Node {
         let group_refs = self.insts[i]
             .group
             .and_then(|g| {
-                self.cfg
+                self.vrrp_cfg
                     .sync_groups
                     .iter()
                     .find(|sg| sg.name == self.groups[g].name)
@@ -587,7 +600,12 @@ impl Node {
             .map(|sg| sg.track_scripts.as_slice())
             .unwrap_or_default();
         for r in cfg.track_scripts.iter().chain(group_refs) {
-            let Some(script) = self.cfg.track_scripts.iter().find(|s| s.name == r.name) else {
+            let Some(script) = self
+                .vrrp_cfg
+                .track_scripts
+                .iter()
+                .find(|s| s.name == r.name)
+            else {
                 continue;
             };
             let ok = self
@@ -630,15 +648,7 @@ impl Node {
         }
         let new = loaded.config;
         // Routes are applied below; any other VRRP change waits.
-        let without_routes = |c: &Config| {
-            let mut v = c.instances.clone();
-            v.iter_mut().for_each(|i| i.virtual_routes.clear());
-            v
-        };
-        let vrrp_changed = without_routes(&new) != without_routes(running)
-            || new.sync_groups != running.sync_groups
-            || new.global != running.global;
-        if vrrp_changed {
+        if crate::reload::vrrp_changed(running, &new) {
             warn!("reload: VRRP or global changes are not applied until lbd restarts (virtual_routes and static_routes are)");
         }
         match (
@@ -656,11 +666,18 @@ impl Node {
         }
         self.reload_routes(&new);
         info!("reloaded {}", path.display());
-        // Checks restart on the new configuration; servers keep the health
-        // they had (it is keyed by address, not by position).
+        // Checks restart on the new configuration, each from the state the
+        // node holds for it (carried by identity, see reload.rs); changes
+        // still queued from the replaced checks are dropped.
         if let (Some(host), Some(tx)) = (self.host.clone(), self.health_tx.clone()) {
             self.track_health_of(&new);
-            self.checks = crate::health::start(&host, &new, tx);
+            self.health_gen += 1;
+            let seed = Seed {
+                gen: self.health_gen,
+                checker_up: &self.checker_up,
+                scripts_ok: &self.scripts_ok,
+            };
+            self.checks = crate::health::start(&host, &new, &seed, tx);
             self.hooks = Hooks::new(&host, &new);
         }
         self.cfg = new.clone();
@@ -873,40 +890,20 @@ impl Node {
         Ok(())
     }
 
-    /// The checker and script states a configuration needs; a server or
-    /// script that keeps its checks keeps its state (reload).
+    /// The checker and script states a configuration needs, carried from
+    /// the running one by identity (reload.rs).
     fn track_health_of(&mut self, c: &Config) {
-        let mut checkers = HashMap::new();
-        for vs in &c.virtual_servers {
-            for rs in &vs.real_servers {
-                let id = RsId::of(vs, rs);
-                let ups: Vec<bool> = match self.checker_up.remove(&id) {
-                    Some(old) if old.len() == rs.checks.len() => old,
-                    _ => rs
-                        .checks
-                        .iter()
-                        .map(|ck| !crate::health::alpha(vs, rs, ck))
-                        .collect(),
-                };
-                checkers.insert(id, ups);
-            }
-        }
-        self.checker_up = checkers;
-        let mut scripts = HashMap::new();
-        for s in &c.track_scripts {
-            let ok = self
-                .scripts_ok
-                .get(&s.name)
-                .copied()
-                .unwrap_or(!s.init_fail);
-            scripts.insert(s.name.clone(), ok);
-        }
-        self.scripts_ok = scripts;
+        self.checker_up =
+            crate::reload::carry_checkers(&self.cfg, &self.checker_up, c, crate::health::alpha);
+        self.scripts_ok = crate::reload::carry_scripts(&self.cfg, &self.scripts_ok, c);
     }
 
     fn on_health(&mut self, now: Instant, ev: HealthEv) {
-        match ev {
-            HealthEv::Script { name, ok } => {
+        if ev.gen != self.health_gen {
+            return debug!("dropping a change from checks replaced by a reload: {ev:?}");
+        }
+        match ev.change {
+            Change::Script { name, ok } => {
                 self.scripts_ok.insert(name.clone(), ok);
                 for i in 0..self.insts.len() {
                     let direct = self.insts[i]
@@ -915,7 +912,7 @@ impl Node {
                         .iter()
                         .any(|r| r.name == name);
                     let via_group = self.insts[i].group.is_some_and(|g| {
-                        self.cfg.sync_groups.iter().any(|sg| {
+                        self.vrrp_cfg.sync_groups.iter().any(|sg| {
                             sg.name == self.groups[g].name
                                 && sg.track_scripts.iter().any(|r| r.name == name)
                         })
@@ -927,7 +924,7 @@ impl Node {
                     }
                 }
             }
-            HealthEv::Checker {
+            Change::Checker {
                 rs,
                 checker,
                 up,
