@@ -12,7 +12,7 @@ use lbd_ipvs::{
     IP_VS_SVC_F_ONEPACKET, IP_VS_SVC_F_SCHED1, IP_VS_SVC_F_SCHED2, IP_VS_SVC_F_SCHED3, TUN_F_CSUM,
     TUN_F_REMCSUM,
 };
-use lbd_sys::ipvs::{SyncDaemon, SyncState};
+use lbd_ipvs::{SyncDaemon, SyncState};
 
 /// A `virtual_server_group` range may not expand past this many addresses.
 const MAX_RANGE: u128 = 65536;
@@ -120,24 +120,76 @@ impl HealthView {
     }
 }
 
-pub fn desired_state(c: &cfg::Config, health: &HealthView) -> Result<IpvsState> {
-    let mut state = IpvsState::new();
-    for vs in &c.virtual_servers {
-        for key in keys(c, vs)? {
-            let svc = service(vs, key, health);
-            if let Some(old) = state.insert(svc) {
-                bail!(
-                    "{}: virtual server {} is configured twice",
-                    vs.span,
-                    old.key
-                );
+/// The kernel services of each virtual server, resolved once from a
+/// configuration. Everything that can fail (an unknown group, a bad range,
+/// a service configured twice, a spec the kernel refuses) fails in
+/// [`Plan::new`], at load and at reload; [`Plan::desired`] and
+/// [`Plan::services_of`] cannot, whatever the checks say.
+#[derive(Clone, Debug, Default)]
+pub struct Plan {
+    vs: Vec<PlannedVs>,
+}
+
+#[derive(Clone, Debug)]
+struct PlannedVs {
+    name: String,
+    vs: cfg::VirtualServer,
+    keys: Vec<ServiceKey>,
+}
+
+impl Plan {
+    pub fn new(c: &cfg::Config) -> Result<Plan> {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut vs_out = Vec::new();
+        for vs in &c.virtual_servers {
+            let keys = keys(c, vs)?;
+            for k in &keys {
+                if !seen.insert(k.clone()) {
+                    bail!("{}: virtual server {k} is configured twice", vs.span);
+                }
+            }
+            vs_out.push(PlannedVs {
+                name: vs_name(vs),
+                vs: vs.clone(),
+                keys,
+            });
+        }
+        let plan = Plan { vs: vs_out };
+        // What health changes is which destinations are present and their
+        // weights (clamped in `service`): the specs, the configured weights
+        // and the sorry servers (below quorum) are checked here, once.
+        let below_quorum = HealthView {
+            quorum_lost: plan.vs.iter().map(|p| p.name.clone()).collect(),
+            ..HealthView::default()
+        };
+        for h in [&HealthView::default(), &below_quorum] {
+            if let Err(e) = plan.desired(h).validate() {
+                bail!("virtual servers rejected: {e}");
             }
         }
+        Ok(plan)
     }
-    if let Err(e) = state.validate() {
-        bail!("virtual servers rejected: {e}");
+
+    pub fn is_empty(&self) -> bool {
+        self.vs.is_empty()
     }
-    Ok(state)
+
+    /// Every service, as the checks have it.
+    pub fn desired(&self, health: &HealthView) -> IpvsState {
+        self.vs
+            .iter()
+            .flat_map(|p| p.keys.iter().map(|k| service(&p.vs, k.clone(), health)))
+            .collect()
+    }
+
+    /// The services of the virtual server named `vs` (a health change).
+    pub fn services_of(&self, vs: &str, health: &HealthView) -> Vec<Service> {
+        self.vs
+            .iter()
+            .filter(|p| p.name == vs)
+            .flat_map(|p| p.keys.iter().map(|k| service(&p.vs, k.clone(), health)))
+            .collect()
+    }
 }
 
 fn protocol(p: cfg::Protocol) -> Protocol {
@@ -273,7 +325,8 @@ fn service(vs: &cfg::VirtualServer, key: ServiceKey, health: &HealthView) -> Ser
     for rs in &vs.real_servers {
         let st = health.status(vs, rs);
         let weight = match (st.up && !quorum_lost, rs.inhibit_on_failure) {
-            (true, _) => st.weight.unwrap_or(rs.weight),
+            // A dynamic weight above the kernel's (a signed int) is capped.
+            (true, _) => st.weight.map_or(rs.weight, |w| w.min(i32::MAX as u32)),
             (false, true) => 0,
             (false, false) => continue,
         };
@@ -298,5 +351,56 @@ pub fn sync_daemon(c: &cfg::Config, s: &cfg::LvsSyncDaemon) -> SyncDaemon {
         port: s.port,
         ttl: s.ttl,
         group: s.group,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn conf(text: &str) -> cfg::Config {
+        match cfg::parse_keepalived_str(text, Path::new("t.conf")) {
+            Ok(l) => l.config,
+            Err(e) => panic!("should parse:\n{e}"),
+        }
+    }
+
+    const TWO: &str = "virtual_server 10.0.0.1 80 {\n real_server 10.0.1.1 80 {\n }\n \
+        real_server 10.0.1.2 80 {\n }\n}\nvirtual_server 10.0.0.2 80 {\n real_server 10.0.1.1 80 {\n }\n}\n";
+
+    #[test]
+    fn a_plan_fails_at_load_and_its_services_cannot() {
+        let c = conf(TWO);
+        let plan = Plan::new(&c).unwrap_or_else(|e| panic!("{e:#}"));
+        let vs = &c.virtual_servers[0];
+        let mut h = HealthView::default();
+        // A dynamic weight beyond the kernel's range is capped, not refused.
+        h.rs.insert(
+            RsId::of(vs, &vs.real_servers[0]),
+            RsStatus {
+                up: true,
+                weight: Some(u32::MAX),
+            },
+        );
+        h.rs.insert(
+            RsId::of(vs, &vs.real_servers[1]),
+            RsStatus {
+                up: false,
+                weight: None,
+            },
+        );
+        let all = plan.desired(&h);
+        assert_eq!(all.services.len(), 2);
+        assert!(all.validate().is_ok());
+        // One virtual server's services only, with the health applied.
+        let one = plan.services_of(&vs_name(vs), &h);
+        assert_eq!(one.len(), 1);
+        assert_eq!(one[0].dests.len(), 1);
+        assert_eq!(
+            one[0].dests.values().next().map(|d| d.weight),
+            Some(i32::MAX as u32)
+        );
+        assert!(plan.services_of("no such", &h).is_empty());
     }
 }

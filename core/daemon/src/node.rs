@@ -131,6 +131,8 @@ struct Node {
     /// Running checkers and tracked scripts.
     checks: Health,
     health: HealthView,
+    /// The kernel services of the latest configuration's virtual servers.
+    plan: crate::lvs_desired::Plan,
     /// Per real server, the state of each of its checkers.
     checker_up: HashMap<RsId, Vec<bool>>,
     /// Tracked scripts (`vrrp_script`) by name: OK or failed.
@@ -166,7 +168,8 @@ pub async fn run(config: Config, path: std::path::PathBuf) -> Result<()> {
     node.health_tx = Some(health_tx.clone());
     node.start_plugins(&config)?;
     // IPVS first: when an instance becomes master its services are in place.
-    node.lvs = crate::lvs::start(&config, &node.health).await?;
+    node.plan = crate::lvs_desired::Plan::new(&config)?;
+    node.lvs = crate::lvs::start(&config, &node.plan, &node.health).await?;
     if let Some(host) = &node.host {
         let seed = Seed {
             gen: node.health_gen,
@@ -223,6 +226,9 @@ pub async fn run(config: Config, path: std::path::PathBuf) -> Result<()> {
             _ = sigint.recv() => { info!("SIGINT: stopping"); break; }
             _ = sigusr1.recv() => {
                 info!("counters: {}", node.counters.render());
+                if let Some(l) = &node.lvs {
+                    l.log_counters();
+                }
                 if let Some(h) = &node.host {
                     for (name, s) in h.stats().await {
                         info!("plugin {name}: calls {} failures {} errors {} stopped_cpu {} stopped_memory {} memory {} KiB",
@@ -330,6 +336,7 @@ impl Node {
             host: None,
             checks: Health::default(),
             health: HealthView::default(),
+            plan: crate::lvs_desired::Plan::default(),
             checker_up: HashMap::new(),
             scripts_ok: HashMap::new(),
             hooks: Hooks::default(),
@@ -651,19 +658,20 @@ impl Node {
         if crate::reload::vrrp_changed(running, &new) {
             warn!("reload: VRRP or global changes are not applied until lbd restarts (virtual_routes and static_routes are)");
         }
-        match (
-            &self.lvs,
-            crate::lvs_desired::desired_state(&new, &self.health),
-        ) {
-            (_, Err(e)) => return error!("reload: {e:#}; keeping the running configuration"),
-            (Some(l), Ok(d)) => l.reload(d),
-            (None, Ok(d)) if !d.services.is_empty() => {
+        let plan = match crate::lvs_desired::Plan::new(&new) {
+            Ok(p) => p,
+            Err(e) => return error!("reload: {e:#}; keeping the running configuration"),
+        };
+        match &self.lvs {
+            Some(l) => l.reload(plan.desired(&self.health)),
+            None if !plan.is_empty() => {
                 warn!(
                     "reload: virtual servers were added; IPVS management starts when lbd restarts"
                 )
             }
-            (None, Ok(_)) => {}
+            None => {}
         }
+        self.plan = plan;
         self.reload_routes(&new);
         info!("reloaded {}", path.display());
         // Checks restart on the new configuration, each from the state the
@@ -1020,13 +1028,8 @@ impl Node {
                 vs: None,
             });
         }
-        match (
-            &self.lvs,
-            crate::lvs_desired::desired_state(&self.cfg, &self.health),
-        ) {
-            (Some(l), Ok(d)) => l.update(d),
-            (_, Err(e)) => error!("IPVS state after a health change: {e:#}"),
-            (None, Ok(_)) => {}
+        if let Some(l) = &self.lvs {
+            l.update(self.plan.services_of(&id.vs, &self.health));
         }
     }
 
