@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use lbd_tests::daemon::global_defs;
-use lbd_tests::scenario::{describe, holds_for, wait_sole_holder, ELECTION};
+use lbd_tests::scenario::{describe, wait_sole_holder, ELECTION};
 use lbd_tests::{lab_for, wait_until, Daemon, Instance, Kind, Lab, Node, VIP4};
 
 /// lbd at 150 tracking `chk` (passes while `flag` exists), weight `weight`.
@@ -56,7 +56,7 @@ fn reload(d: &Daemon, n: usize) {
 /// script fixed right after. The restarted script must start failed, so
 /// its first pass is a recovery: lbd goes back to 150 and takes the VIP
 /// back. With a restarted job starting "ok", the pass is no change and lbd
-/// stays at 90 for good. Interval 30 s: the old job cannot see the fix.
+/// stays at 90 for good. Interval 60 s: the old job cannot see the fix.
 #[test]
 fn script_failing_at_reload_is_seen_to_recover() {
     let Some(lab) = lab_for("reload-script-recovers", &[Kind::Lbd, Kind::Keepalived]) else {
@@ -65,7 +65,7 @@ fn script_failing_at_reload_is_seen_to_recover() {
     let (a, b) = (lab.node("a"), lab.node("b"));
     let nodes = [&a, &b];
     let flag = lab.path("chk.flag");
-    let da = Daemon::start(&lab, Kind::Lbd, &a, &lbd_conf(&flag, 30, -60));
+    let da = Daemon::start(&lab, Kind::Lbd, &a, &lbd_conf(&flag, 60, -60));
     let _db = Daemon::start(&lab, Kind::Keepalived, &b, &Instance::v2(100).render("b"));
     assert!(
         wait_until(ELECTION, || da.log().contains("VRRP_Script(chk) failed")),
@@ -73,9 +73,16 @@ fn script_failing_at_reload_is_seen_to_recover() {
         da.log()
     );
     expect_holder(&lab, &nodes, &b, "lbd at 90 with its script failing");
-    reload(&da, 1);
+    // Fixed as the reload starts: the restarted job's first pass (at once)
+    // sees it; the old job's next pass is a minute away.
     fs::write(&flag, "").unwrap();
-    expect_holder(&lab, &nodes, &a, "script fixed after the reload");
+    reload(&da, 1);
+    assert!(
+        wait_sole_holder(&lab, &nodes, &a, "eth0", VIP4, ELECTION),
+        "script fixed after the reload: a should hold the VIP; {}\n{}",
+        describe(&lab, &nodes, "eth0", VIP4),
+        da.log()
+    );
     assert!(
         da.log().contains("VRRP_Script(chk) succeeded"),
         "{}",
@@ -109,16 +116,13 @@ fn script_weight_change_waits_for_restart() {
         "no warning for a weight change:\n{}",
         da.log()
     );
-    // Several intervals of the restarted script: it reports its state.
+    // The script recovers (150 either way), then fails again: the
+    // priority is recomputed, and must be 150 - 60 = 90 again, not 140.
+    fs::write(&flag, "").unwrap();
+    expect_holder(&lab, &nodes, &a, "script recovered after the reload");
+    fs::remove_file(&flag).unwrap();
     assert!(
-        holds_for(Duration::from_secs(6), || wait_sole_holder(
-            &lab,
-            &nodes,
-            &b,
-            "eth0",
-            VIP4,
-            Duration::ZERO
-        )),
+        wait_sole_holder(&lab, &nodes, &b, "eth0", VIP4, ELECTION),
         "lbd applied the new weight: {}\n{}",
         describe(&lab, &nodes, "eth0", VIP4),
         da.log()

@@ -3,7 +3,6 @@
 //! schedule. Only changes reach the VRRP loop, as `HealthEv`s; the loop
 //! never waits for a check.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
@@ -14,8 +13,7 @@ use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
-use crate::checks::{Checker, Script};
-use crate::lvs_desired::RsId;
+use lbd_health::{Checker, Model, RsId, Script};
 
 /// keepalived's checker defaults (check_api.c / check_parser.c).
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -98,11 +96,6 @@ pub fn alpha(vs: &cfg::VirtualServer, rs: &cfg::RealServer, ck: &cfg::CheckSpec)
     timing(vs, rs, ck).alpha
 }
 
-/// Whether a real server starts down: one of its checkers does.
-pub fn starts_down(vs: &cfg::VirtualServer, rs: &cfg::RealServer) -> bool {
-    rs.checks.iter().any(|ck| alpha(vs, rs, ck))
-}
-
 /// The address a checker talks to: `connect_ip`/`connect_port` options
 /// replace the real server's.
 fn target(vs: &cfg::VirtualServer, rs: &cfg::RealServer, opts: &Map<String, Value>) -> Target {
@@ -145,8 +138,7 @@ fn with_timeout(opts: &Map<String, Value>, t: Duration) -> (Map<String, Value>, 
 /// a recovery from a failure it did not see itself (see reload.rs).
 pub struct Seed<'a> {
     pub gen: u64,
-    pub checker_up: &'a HashMap<RsId, Vec<bool>>,
-    pub scripts_ok: &'a HashMap<String, bool>,
+    pub health: &'a Model,
 }
 
 /// Starts every checker and tracked script of `c`. Their schedules run on
@@ -164,11 +156,7 @@ pub fn start(
             let id = RsId::of(vs, rs);
             for (n, ck) in rs.checks.iter().enumerate() {
                 let t = timing(vs, rs, ck);
-                let up = seed
-                    .checker_up
-                    .get(&id)
-                    .and_then(|u| u.get(n).copied())
-                    .unwrap_or(!t.alpha);
+                let up = seed.health.checker_up(&id, n).unwrap_or(!t.alpha);
                 let (opts, limit) = with_timeout(&ck.options, t.connect_timeout);
                 let job = CheckJob {
                     plugin: ck.plugin.clone(),
@@ -196,10 +184,7 @@ pub fn start(
             limit,
             interval,
             state: Script::starting(
-                seed.scripts_ok
-                    .get(&s.name)
-                    .copied()
-                    .unwrap_or(!s.init_fail),
+                seed.health.script_ok(&s.name).unwrap_or(!s.init_fail),
                 s.rise,
                 s.fall,
             ),

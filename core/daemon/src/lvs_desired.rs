@@ -1,12 +1,13 @@
 //! From the configuration's virtual servers and the health of their real
 //! servers to the IPVS state lbd wants in the kernel.
 
-use std::collections::HashMap;
-use std::fmt;
 use std::net::IpAddr;
 
 use anyhow::{bail, Result};
 use lbd_config as cfg;
+pub use lbd_health::Model as HealthView;
+#[cfg(test)]
+use lbd_health::RsId;
 use lbd_ipvs::{
     Af, DestKey, DestSpec, Fwd, IpvsState, Protocol, Service, ServiceKey, ServiceSpec, TunType,
     IP_VS_SVC_F_ONEPACKET, IP_VS_SVC_F_SCHED1, IP_VS_SVC_F_SCHED2, IP_VS_SVC_F_SCHED3, TUN_F_CSUM,
@@ -17,107 +18,9 @@ use lbd_ipvs::{SyncDaemon, SyncState};
 /// A `virtual_server_group` range may not expand past this many addresses.
 const MAX_RANGE: u128 = 65536;
 
-/// A real server as health tracking names it: stable across reloads as
-/// long as the virtual server and the server keep their addresses.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct RsId {
-    pub vs: String,
-    pub ip: IpAddr,
-    pub port: u16,
-}
-
-impl RsId {
-    pub fn of(vs: &cfg::VirtualServer, rs: &cfg::RealServer) -> Self {
-        RsId {
-            vs: vs_name(vs),
-            ip: rs.ip,
-            port: rs.port,
-        }
-    }
-
-    /// `ip:port` as keepalived's notify lines print a server.
-    pub fn addr(&self) -> String {
-        match self.ip {
-            IpAddr::V4(a) => format!("{a}:{}", self.port),
-            IpAddr::V6(a) => format!("[{a}]:{}", self.port),
-        }
-    }
-}
-
-impl fmt::Display for RsId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} of {}", self.addr(), self.vs)
-    }
-}
-
 /// How a virtual server is named in logs and events.
 pub fn vs_name(vs: &cfg::VirtualServer) -> String {
     vs.name()
-}
-
-/// What the checks say about the real servers. A server without an entry
-/// is up with its configured weight (no checker, or not checked yet and
-/// not `alpha`).
-#[derive(Clone, Debug, Default)]
-pub struct HealthView {
-    pub rs: HashMap<RsId, RsStatus>,
-    /// Virtual servers whose quorum is lost (keyed by `vs_name`).
-    pub quorum_lost: std::collections::HashSet<String>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RsStatus {
-    pub up: bool,
-    /// `misc_dynamic` weight replacing the configured one.
-    pub weight: Option<u32>,
-}
-
-impl HealthView {
-    pub fn status(&self, vs: &cfg::VirtualServer, rs: &cfg::RealServer) -> RsStatus {
-        self.rs.get(&RsId::of(vs, rs)).copied().unwrap_or(RsStatus {
-            up: true,
-            weight: None,
-        })
-    }
-
-    /// Before any check has run: `alpha` servers start down, the others up,
-    /// and each quorum follows from that.
-    pub fn initial(
-        c: &cfg::Config,
-        alpha: impl Fn(&cfg::VirtualServer, &cfg::RealServer) -> bool,
-    ) -> Self {
-        let mut h = HealthView::default();
-        for vs in &c.virtual_servers {
-            for rs in &vs.real_servers {
-                if alpha(vs, rs) {
-                    let st = RsStatus {
-                        up: false,
-                        weight: None,
-                    };
-                    h.rs.insert(RsId::of(vs, rs), st);
-                }
-            }
-            if !crate::checks::quorum_up(true, h.live_weight(vs), vs.quorum, 0) {
-                h.quorum_lost.insert(vs_name(vs));
-            }
-        }
-        h
-    }
-
-    /// Sum of the weights of the live real servers (keepalived's quorum measure).
-    pub fn live_weight(&self, vs: &cfg::VirtualServer) -> u64 {
-        vs.real_servers
-            .iter()
-            .map(|rs| {
-                let st = self.status(vs, rs);
-                if st.up {
-                    u64::from(st.weight.unwrap_or(rs.weight))
-                } else {
-                    0
-                }
-            })
-            .sum()
-    }
 }
 
 /// The kernel services of each virtual server, resolved once from a
@@ -158,11 +61,8 @@ impl Plan {
         // What health changes is which destinations are present and their
         // weights (clamped in `service`): the specs, the configured weights
         // and the sorry servers (below quorum) are checked here, once.
-        let below_quorum = HealthView {
-            quorum_lost: plan.vs.iter().map(|p| p.name.clone()).collect(),
-            ..HealthView::default()
-        };
-        for h in [&HealthView::default(), &below_quorum] {
+        let up = HealthView::new(c, |_, _, _| false);
+        for h in [&up, &up.all_below_quorum()] {
             if let Err(e) = plan.desired(h).validate() {
                 bail!("virtual servers rejected: {e}");
             }
@@ -321,7 +221,7 @@ fn service(vs: &cfg::VirtualServer, key: ServiceKey, health: &HealthView) -> Ser
     // keepalived (ipwrapper.c): below quorum the sorry server takes the
     // traffic and the live real servers leave; a failed server is removed,
     // or kept with weight 0 under `inhibit_on_failure`.
-    let quorum_lost = vs.sorry_server.is_some() && health.quorum_lost.contains(&vs_name(vs));
+    let quorum_lost = vs.sorry_server.is_some() && health.quorum_lost(&vs_name(vs));
     for rs in &vs.real_servers {
         let st = health.status(vs, rs);
         let weight = match (st.up && !quorum_lost, rs.inhibit_on_failure) {
@@ -366,30 +266,24 @@ mod tests {
         }
     }
 
-    const TWO: &str = "virtual_server 10.0.0.1 80 {\n real_server 10.0.1.1 80 {\n }\n \
-        real_server 10.0.1.2 80 {\n }\n}\nvirtual_server 10.0.0.2 80 {\n real_server 10.0.1.1 80 {\n }\n}\n";
+    const TWO: &str = "virtual_server 10.0.0.1 80 {\n real_server 10.0.1.1 80 {\n  TCP_CHECK {\n  }\n }\n \
+        real_server 10.0.1.2 80 {\n  TCP_CHECK {\n  }\n }\n}\nvirtual_server 10.0.0.2 80 {\n real_server 10.0.1.1 80 {\n }\n}\n";
 
     #[test]
     fn a_plan_fails_at_load_and_its_services_cannot() {
         let c = conf(TWO);
         let plan = Plan::new(&c).unwrap_or_else(|e| panic!("{e:#}"));
         let vs = &c.virtual_servers[0];
-        let mut h = HealthView::default();
+        let mut h = HealthView::new(&c, |_, _, _| false);
         // A dynamic weight beyond the kernel's range is capped, not refused.
-        h.rs.insert(
-            RsId::of(vs, &vs.real_servers[0]),
-            RsStatus {
-                up: true,
-                weight: Some(u32::MAX),
-            },
+        h.on_checker(
+            &RsId::of(vs, &vs.real_servers[0]),
+            0,
+            true,
+            Some(u32::MAX),
+            "",
         );
-        h.rs.insert(
-            RsId::of(vs, &vs.real_servers[1]),
-            RsStatus {
-                up: false,
-                weight: None,
-            },
-        );
+        h.on_checker(&RsId::of(vs, &vs.real_servers[1]), 0, false, None, "");
         let all = plan.desired(&h);
         assert_eq!(all.services.len(), 2);
         assert!(all.validate().is_ok());

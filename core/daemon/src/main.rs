@@ -1,7 +1,6 @@
 //! lbd: VRRP (and later IPVS) daemon of the lb appliance.
 
 mod api;
-mod checks;
 mod cli;
 mod counters;
 mod health;

@@ -24,9 +24,9 @@ use tracing::{debug, error, info, warn};
 use crate::counters::Counters;
 use crate::health::{Change, Health, HealthEv, Seed};
 use crate::lvs::LvsHandle;
-use crate::lvs_desired::{HealthView, RsId, RsStatus};
 use crate::notify::{Hooks, Transition};
 use crate::routes::Routes;
+use lbd_health::{Model as HealthModel, RsId, Transition as HealthTransition};
 use lbd_plugin::EventKind;
 
 const PROTO_VRRP: u8 = 112;
@@ -130,13 +130,10 @@ struct Node {
     host: Option<lbd_plugin::Host>,
     /// Running checkers and tracked scripts.
     checks: Health,
-    health: HealthView,
+    /// The one health model: checkers, servers, quorum, scripts.
+    health: HealthModel,
     /// The kernel services of the latest configuration's virtual servers.
     plan: crate::lvs_desired::Plan,
-    /// Per real server, the state of each of its checkers.
-    checker_up: HashMap<RsId, Vec<bool>>,
-    /// Tracked scripts (`vrrp_script`) by name: OK or failed.
-    scripts_ok: HashMap<String, bool>,
     hooks: Hooks,
     health_tx: Option<mpsc::UnboundedSender<HealthEv>>,
     /// virtual_routes and static_routes, changed off the VRRP loop.
@@ -173,8 +170,7 @@ pub async fn run(config: Config, path: std::path::PathBuf) -> Result<()> {
     if let Some(host) = &node.host {
         let seed = Seed {
             gen: node.health_gen,
-            checker_up: &node.checker_up,
-            scripts_ok: &node.scripts_ok,
+            health: &node.health,
         };
         node.checks = crate::health::start(host, &config, &seed, health_tx.clone());
     }
@@ -335,10 +331,8 @@ impl Node {
             health_gen: 0,
             host: None,
             checks: Health::default(),
-            health: HealthView::default(),
+            health: HealthModel::default(),
             plan: crate::lvs_desired::Plan::default(),
-            checker_up: HashMap::new(),
-            scripts_ok: HashMap::new(),
             hooks: Hooks::default(),
             health_tx: None,
             routes,
@@ -615,16 +609,12 @@ impl Node {
             else {
                 continue;
             };
-            let ok = self
-                .scripts_ok
-                .get(&r.name)
-                .copied()
-                .unwrap_or(!script.init_fail);
+            let ok = self.health.script_ok(&r.name).unwrap_or(!script.init_fail);
             let (weight, reverse) = match r.weight {
                 Some(w) => (w, r.reverse),
                 None => (script.weight, script.weight_reverse),
             };
-            let (f, a) = crate::checks::script_effect(weight, reverse, ok);
+            let (f, a) = lbd_health::script_effect(weight, reverse, ok);
             fault |= f;
             adj += a;
         }
@@ -682,8 +672,7 @@ impl Node {
             self.health_gen += 1;
             let seed = Seed {
                 gen: self.health_gen,
-                checker_up: &self.checker_up,
-                scripts_ok: &self.scripts_ok,
+                health: &self.health,
             };
             self.checks = crate::health::start(&host, &new, &seed, tx);
             self.hooks = Hooks::new(&host, &new);
@@ -885,7 +874,7 @@ impl Node {
             .any(|vs| vs.real_servers.iter().any(|r| !r.checks.is_empty()))
             || !c.track_scripts.is_empty()
             || !c.all_notify_hooks().is_empty();
-        self.health = HealthView::initial(c, crate::health::starts_down);
+        self.health = HealthModel::new(c, crate::health::alpha);
         if !needed {
             return Ok(());
         }
@@ -898,12 +887,10 @@ impl Node {
         Ok(())
     }
 
-    /// The checker and script states a configuration needs, carried from
-    /// the running one by identity (reload.rs).
+    /// The health model of a reloaded configuration, carried from the
+    /// running one by identity (lbd-health).
     fn track_health_of(&mut self, c: &Config) {
-        self.checker_up =
-            crate::reload::carry_checkers(&self.cfg, &self.checker_up, c, crate::health::alpha);
-        self.scripts_ok = crate::reload::carry_scripts(&self.cfg, &self.scripts_ok, c);
+        self.health = self.health.reload(&self.cfg, c, crate::health::alpha);
     }
 
     fn on_health(&mut self, now: Instant, ev: HealthEv) {
@@ -912,7 +899,9 @@ impl Node {
         }
         match ev.change {
             Change::Script { name, ok } => {
-                self.scripts_ok.insert(name.clone(), ok);
+                if self.health.on_script(&name, ok).transitions.is_empty() {
+                    return;
+                }
                 for i in 0..self.insts.len() {
                     let direct = self.insts[i]
                         .cfg
@@ -942,9 +931,9 @@ impl Node {
         }
     }
 
-    /// A checker changed: the real server is up when all its checkers are
-    /// (keepalived), its weight may be dynamic, and its virtual server's
-    /// quorum may move.
+    /// A checker changed: the model says what that did (a server up or
+    /// down, a weight, a quorum); this logs it, notifies, and sends the
+    /// changed services to the reconciler.
     fn on_checker(
         &mut self,
         id: RsId,
@@ -953,83 +942,57 @@ impl Node {
         weight: Option<u32>,
         message: &str,
     ) {
-        let Some(ups) = self.checker_up.get_mut(&id) else {
-            return; // a server of a configuration since reloaded away
-        };
-        if let Some(u) = ups.get_mut(checker) {
-            *u = up;
-        }
-        let all_up = ups.iter().all(|u| *u);
-        let before = self.health.rs.get(&id).copied().unwrap_or(RsStatus {
-            up: true,
-            weight: None,
-        });
-        let after = RsStatus {
-            up: all_up,
-            weight: weight.or(before.weight),
-        };
-        if after == before {
-            return;
-        }
-        self.health.rs.insert(id.clone(), after);
-        let Some(vs) = self
-            .cfg
-            .virtual_servers
-            .iter()
-            .find(|v| crate::lvs_desired::vs_name(v) == id.vs)
-        else {
-            return;
-        };
-        let addr = id.addr();
-        if after.up != before.up {
-            let (state, what) = if after.up {
-                ("UP", "up")
-            } else {
-                ("DOWN", "down")
-            };
-            info!("real server {id} is {what} ({message})");
-            self.counters
-                .bump(if after.up { "rs_up" } else { "rs_down" });
-            self.hooks.emit(Transition {
-                kind: EventKind::Rs,
-                name: &addr,
-                state,
-                prev: Some(if after.up { "DOWN" } else { "UP" }),
-                priority: None,
-                vs: Some(&id.vs),
-            });
-        } else {
-            info!("real server {id}: weight {:?} ({message})", after.weight);
-        }
-        let was_up = !self.health.quorum_lost.contains(&id.vs);
-        let live = self.health.live_weight(vs);
-        let now_up = crate::checks::quorum_up(was_up, live, vs.quorum, vs.hysteresis);
-        if now_up != was_up {
-            let state = if now_up { "UP" } else { "DOWN" };
-            if now_up {
-                info!(
-                    "virtual server {}: quorum {} reached (live weight {live})",
-                    id.vs, vs.quorum
-                );
-                self.health.quorum_lost.remove(&id.vs);
-            } else {
-                warn!(
-                    "virtual server {}: quorum {} lost (live weight {live})",
-                    id.vs, vs.quorum
-                );
-                self.health.quorum_lost.insert(id.vs.clone());
-            }
-            self.hooks.emit(Transition {
-                kind: EventKind::Vs,
-                name: &id.vs,
-                state,
-                prev: Some(if now_up { "DOWN" } else { "UP" }),
-                priority: None,
-                vs: None,
-            });
+        let out = self.health.on_checker(&id, checker, up, weight, message);
+        for t in &out.transitions {
+            self.health_transition(t);
         }
         if let Some(l) = &self.lvs {
-            l.update(self.plan.services_of(&id.vs, &self.health));
+            for vs in &out.changed {
+                l.update(self.plan.services_of(vs, &self.health));
+            }
+        }
+    }
+
+    fn health_transition(&mut self, t: &HealthTransition) {
+        match t {
+            HealthTransition::RsUp { id, message } | HealthTransition::RsDown { id, message } => {
+                let up = matches!(t, HealthTransition::RsUp { .. });
+                let (state, what) = if up { ("UP", "up") } else { ("DOWN", "down") };
+                info!("real server {id} is {what} ({message})");
+                self.counters.bump(if up { "rs_up" } else { "rs_down" });
+                self.hooks.emit(Transition {
+                    kind: EventKind::Rs,
+                    name: &id.addr(),
+                    state,
+                    prev: Some(if up { "DOWN" } else { "UP" }),
+                    priority: None,
+                    vs: Some(&id.vs),
+                });
+            }
+            HealthTransition::RsWeight {
+                id,
+                weight,
+                message,
+            } => info!("real server {id}: weight {weight:?} ({message})"),
+            HealthTransition::QuorumReached { vs, quorum, live }
+            | HealthTransition::QuorumLost { vs, quorum, live } => {
+                let now_up = matches!(t, HealthTransition::QuorumReached { .. });
+                if now_up {
+                    info!("virtual server {vs}: quorum {quorum} reached (live weight {live})");
+                } else {
+                    warn!("virtual server {vs}: quorum {quorum} lost (live weight {live})");
+                }
+                self.hooks.emit(Transition {
+                    kind: EventKind::Vs,
+                    name: vs,
+                    state: if now_up { "UP" } else { "DOWN" },
+                    prev: Some(if now_up { "DOWN" } else { "UP" }),
+                    priority: None,
+                    vs: None,
+                });
+            }
+            // Logged by the script's job; its effect is the tracking's.
+            HealthTransition::ScriptOk { .. } | HealthTransition::ScriptFailed { .. } => {}
         }
     }
 

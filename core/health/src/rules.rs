@@ -1,7 +1,6 @@
-//! Pure decision logic of health checks and tracked scripts: when a checker
-//! is up or down, when it runs next, what a script does to a priority, when
-//! a virtual server has lost its quorum. No clock, no I/O: the scheduler in
-//! `health.rs` feeds results in and acts on what comes out.
+//! The rules of one check: when a checker is up or down and when it runs
+//! next, when a script is OK, what a script does to a priority, when a
+//! virtual server has lost its quorum.
 
 use std::time::Duration;
 
@@ -25,7 +24,6 @@ pub struct Checker {
 }
 
 impl Checker {
-    #[cfg(test)]
     pub fn new(alpha: bool, retry: u32) -> Self {
         Self::starting(!alpha, retry)
     }
@@ -82,7 +80,6 @@ pub struct Script {
 }
 
 impl Script {
-    #[cfg(test)]
     pub fn new(init_fail: bool, rise: u32, fall: u32) -> Self {
         Self::starting(!init_fail, rise, fall)
     }
@@ -97,7 +94,6 @@ impl Script {
         }
     }
 
-    #[cfg(test)]
     pub fn is_ok(&self) -> bool {
         self.ok
     }
