@@ -32,7 +32,11 @@ pub fn to_toml(cfg: &Config) -> Result<String, toml::ser::Error> {
     for v in &cfg.virtual_servers {
         o.push('\n');
         for rs in &v.real_servers {
-            for s in cfg.skipped_checks.iter().filter(|s| s.rs_span == rs.span) {
+            for s in cfg
+                .skipped_checks
+                .iter()
+                .filter(|s| s.rs_span.same_place(&rs.span))
+            {
                 o.push_str(&format!(
                     "# {} ({}) is not converted: lbd does not run it, the real server is treated as up\n",
                     s.kind, s.span

@@ -610,3 +610,24 @@ fn new_checkers_round_trip_through_toml() {
     let plugins: Vec<&str> = got.iter().map(|g| g.0.as_str()).collect();
     assert_eq!(plugins, ["smtp", "udp", "ping", "file"]);
 }
+
+#[test]
+fn spans_take_no_part_in_equality() {
+    // A reload diffs two models: an edit that only moves lines is no change.
+    let body = "vrrp_script chk {\n script \"/bin/true\"\n weight -60\n}\nvrrp_instance A {\n interface eth0\n virtual_router_id 5\n track_script { chk }\n virtual_ipaddress { 10.0.0.1 }\n}\nvirtual_server 10.0.0.1 80 {\n real_server 10.0.1.1 80 {\n }\n}\n";
+    let a = ka(body);
+    let b = ka(&format!("# moved\n\n{body}"));
+    assert_ne!(
+        a.config.instances[0].span.line,
+        b.config.instances[0].span.line
+    );
+    assert!(!a.config.instances[0]
+        .span
+        .same_place(&b.config.instances[0].span));
+    assert_eq!(a.config.instances, b.config.instances);
+    assert_eq!(a.config.track_scripts, b.config.track_scripts);
+    assert_eq!(a.config.virtual_servers, b.config.virtual_servers);
+    // A real change still shows.
+    let c = ka(&body.replace("weight -60", "weight -50"));
+    assert_ne!(a.config.track_scripts, c.config.track_scripts);
+}

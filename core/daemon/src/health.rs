@@ -13,8 +13,7 @@ use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
-use crate::checks::{Checker, Script};
-use crate::lvs_desired::RsId;
+use lbd_health::{Checker, Model, RsId, Script};
 
 /// keepalived's checker defaults (check_api.c / check_parser.c).
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -25,8 +24,17 @@ const DEFAULT_BEFORE_RETRY: Duration = Duration::from_secs(1);
 /// honours its timeout reports its own message.
 const HOST_MARGIN: Duration = Duration::from_secs(1);
 
+/// One change, from the checks started as generation `gen`: the node
+/// drops changes of a generation a reload has replaced (its jobs were
+/// seeded from the state before them).
 #[derive(Debug)]
-pub enum HealthEv {
+pub struct HealthEv {
+    pub gen: u64,
+    pub change: Change,
+}
+
+#[derive(Debug)]
+pub enum Change {
     /// A checker of a real server changed state, or its dynamic weight changed.
     Checker {
         rs: RsId,
@@ -88,11 +96,6 @@ pub fn alpha(vs: &cfg::VirtualServer, rs: &cfg::RealServer, ck: &cfg::CheckSpec)
     timing(vs, rs, ck).alpha
 }
 
-/// Whether a real server starts down: one of its checkers does.
-pub fn starts_down(vs: &cfg::VirtualServer, rs: &cfg::RealServer) -> bool {
-    rs.checks.iter().any(|ck| alpha(vs, rs, ck))
-}
-
 /// The address a checker talks to: `connect_ip`/`connect_port` options
 /// replace the real server's.
 fn target(vs: &cfg::VirtualServer, rs: &cfg::RealServer, opts: &Map<String, Value>) -> Target {
@@ -131,16 +134,29 @@ fn with_timeout(opts: &Map<String, Value>, t: Duration) -> (Map<String, Value>, 
     (o, plugin_t + HOST_MARGIN)
 }
 
+/// The state the checks start from: the node's, so a restarted job reports
+/// a recovery from a failure it did not see itself (see reload.rs).
+pub struct Seed<'a> {
+    pub gen: u64,
+    pub health: &'a Model,
+}
+
 /// Starts every checker and tracked script of `c`. Their schedules run on
 /// the plugin thread, next to the plugins (a check costs no thread switch);
 /// only changes come back, over `tx`.
-pub fn start(host: &Host, c: &cfg::Config, tx: mpsc::UnboundedSender<HealthEv>) -> Health {
+pub fn start(
+    host: &Host,
+    c: &cfg::Config,
+    seed: &Seed,
+    tx: mpsc::UnboundedSender<HealthEv>,
+) -> Health {
     let mut jobs = Vec::new();
     for vs in &c.virtual_servers {
         for rs in &vs.real_servers {
             let id = RsId::of(vs, rs);
             for (n, ck) in rs.checks.iter().enumerate() {
                 let t = timing(vs, rs, ck);
+                let up = seed.health.checker_up(&id, n).unwrap_or(!t.alpha);
                 let (opts, limit) = with_timeout(&ck.options, t.connect_timeout);
                 let job = CheckJob {
                     plugin: ck.plugin.clone(),
@@ -149,6 +165,8 @@ pub fn start(host: &Host, c: &cfg::Config, tx: mpsc::UnboundedSender<HealthEv>) 
                     limit,
                     rs: id.clone(),
                     index: n,
+                    up,
+                    gen: seed.gen,
                     timing: t,
                     tx: tx.clone(),
                 };
@@ -165,7 +183,12 @@ pub fn start(host: &Host, c: &cfg::Config, tx: mpsc::UnboundedSender<HealthEv>) 
             opts,
             limit,
             interval,
-            state: Script::new(s.init_fail, s.rise, s.fall),
+            state: Script::starting(
+                seed.health.script_ok(&s.name).unwrap_or(!s.init_fail),
+                s.rise,
+                s.fall,
+            ),
+            gen: seed.gen,
             tx: tx.clone(),
         };
         jobs.push(host.spawn(Box::new(|local| Box::pin(job.run(local)))));
@@ -180,6 +203,9 @@ struct CheckJob {
     limit: Duration,
     rs: RsId,
     index: usize,
+    /// The state it starts from.
+    up: bool,
+    gen: u64,
     timing: Timing,
     tx: mpsc::UnboundedSender<HealthEv>,
 }
@@ -188,7 +214,7 @@ impl CheckJob {
     async fn run(self, local: Local) {
         let t = &self.timing;
         let mut check = local.checker(&self.plugin, self.target.clone(), self.opts.clone());
-        let mut state = Checker::new(t.alpha, t.retry);
+        let mut state = Checker::starting(self.up, t.retry);
         let mut weight: Option<u32> = None;
         if !t.warmup.is_zero() {
             let w = rand::rng().random_range(0.0..t.warmup.as_secs_f64());
@@ -218,12 +244,15 @@ impl CheckJob {
             };
             if changed.is_some() || new_weight != weight {
                 weight = new_weight;
-                let ev = HealthEv::Checker {
-                    rs: self.rs.clone(),
-                    checker: self.index,
-                    up: state.is_up(),
-                    weight,
-                    message: out.message,
+                let ev = HealthEv {
+                    gen: self.gen,
+                    change: Change::Checker {
+                        rs: self.rs.clone(),
+                        checker: self.index,
+                        up: state.is_up(),
+                        weight,
+                        message: out.message,
+                    },
                 };
                 if self.tx.send(ev).is_err() {
                     return;
@@ -242,6 +271,7 @@ struct ScriptJob {
     limit: Duration,
     interval: Duration,
     state: Script,
+    gen: u64,
     tx: mpsc::UnboundedSender<HealthEv>,
 }
 
@@ -271,9 +301,12 @@ impl ScriptJob {
                 } else {
                     info!("VRRP_Script({}) succeeded", self.name);
                 }
-                let ev = HealthEv::Script {
-                    name: self.name.clone(),
-                    ok,
+                let ev = HealthEv {
+                    gen: self.gen,
+                    change: Change::Script {
+                        name: self.name.clone(),
+                        ok,
+                    },
                 };
                 if self.tx.send(ev).is_err() {
                     return;

@@ -2,13 +2,20 @@
 //! servers with the fewest operations, drift is repaired periodically, and
 //! entries lbd does not own are never touched. The connection sync daemon
 //! follows the VRRP instance named by `lvs_sync_daemon`.
+//!
+//! Health changes are coalesced (the queue is drained before acting) and
+//! applied per changed service from the state last applied: no kernel read.
+//! The kernel is read at start, at reload and on the periodic resync, which
+//! repairs drift and corrects what lbd believes is applied.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use lbd_config::Config;
-use lbd_ipvs::{diff, IpvsState, Op, OwnedSet};
-use lbd_sys::ipvs::{Ipvs, SyncDaemon, SyncState};
+use lbd_ipvs::{diff, IpvsState, Op, OwnedSet, Service, ServiceKey};
+use lbd_ipvs::{SyncDaemon, SyncState};
+use lbd_sys::ipvs::Ipvs;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, warn};
 
@@ -18,9 +25,14 @@ use crate::lvs_desired;
 const RESYNC: Duration = Duration::from_secs(5);
 
 enum Msg {
-    InstanceState { name: String, master: bool },
+    InstanceState {
+        name: String,
+        master: bool,
+    },
     Reload(Box<IpvsState>),
-    Health(Box<IpvsState>),
+    /// The services of the virtual servers whose health changed.
+    Health(Vec<Service>),
+    LogCounters,
     Stop(oneshot::Sender<()>),
 }
 
@@ -43,9 +55,14 @@ impl LvsHandle {
         let _ = self.tx.send(Msg::Reload(Box::new(desired)));
     }
 
-    /// Real servers changed health: the same services, other destinations.
-    pub fn update(&self, desired: IpvsState) {
-        let _ = self.tx.send(Msg::Health(Box::new(desired)));
+    /// Real servers changed health: these services, other destinations.
+    pub fn update(&self, services: Vec<Service>) {
+        let _ = self.tx.send(Msg::Health(services));
+    }
+
+    /// SIGUSR1: log the kernel work done so far.
+    pub fn log_counters(&self) {
+        let _ = self.tx.send(Msg::LogCounters);
     }
 
     /// Applies the stop policy and waits for it.
@@ -57,10 +74,28 @@ impl LvsHandle {
     }
 }
 
+/// Kernel work, for SIGUSR1 and the reconcile benchmark.
+#[derive(Default)]
+struct Work {
+    /// Whole-table reads (start, reload, resync).
+    dumps: u64,
+    /// Netlink requests those reads took (GET_SERVICE, then GET_DEST per service).
+    dump_requests: u64,
+    /// Operations sent (one request each).
+    ops: u64,
+    /// Health batches applied, and the changes they coalesced.
+    health_batches: u64,
+    health_changes: u64,
+}
+
 struct Reconciler {
     ipvs: Ipvs,
     desired: IpvsState,
+    /// What lbd believes the kernel holds: the last read plus every
+    /// operation the kernel accepted since.
+    applied: IpvsState,
     owned: OwnedSet,
+    work: Work,
     /// The daemon and the VRRP instance it follows (`None`: both roles always).
     sync: Option<(Option<String>, SyncDaemon)>,
     flush_onstop: lbd_config::LvsFlushOnStop,
@@ -68,12 +103,16 @@ struct Reconciler {
 
 /// Starts IPVS management when the configuration asks for it; a config
 /// without virtual servers never needs IPVS (nor the module).
-pub async fn start(cfg: &Config, health: &lvs_desired::HealthView) -> Result<Option<LvsHandle>> {
+pub async fn start(
+    cfg: &Config,
+    plan: &lvs_desired::Plan,
+    health: &lvs_desired::HealthView,
+) -> Result<Option<LvsHandle>> {
     let g = &cfg.global;
-    if cfg.virtual_servers.is_empty() && g.lvs_sync_daemon.is_none() {
+    if plan.is_empty() && g.lvs_sync_daemon.is_none() {
         return Ok(None);
     }
-    let desired = lvs_desired::desired_state(cfg, health)?;
+    let desired = plan.desired(health);
     let ipvs = Ipvs::connect().await?;
     if let Some(t) = &g.lvs_timeouts {
         // 0 leaves a timeout as the kernel has it.
@@ -97,7 +136,9 @@ pub async fn start(cfg: &Config, health: &lvs_desired::HealthView) -> Result<Opt
     let mut r = Reconciler {
         ipvs,
         desired,
+        applied: IpvsState::new(),
         owned,
+        work: Work::default(),
         sync,
         flush_onstop: g.lvs_flush_onstop,
     };
@@ -140,31 +181,29 @@ impl Reconciler {
         let mut next = tokio::time::Instant::now() + RESYNC;
         loop {
             tokio::select! {
-                msg = rx.recv() => match msg {
-                    Some(Msg::InstanceState { name, master }) => self.sync_role(Some(&name), master).await,
-                    Some(Msg::Reload(desired)) => {
-                        // Services the old configuration owned stay owned for
-                        // this pass, so the ones it dropped are deleted.
-                        self.owned.extend(desired.services.keys().cloned());
-                        self.desired = *desired;
-                        if let Err(e) = self.reconcile(Why::Reload).await {
-                            error!("IPVS reload: {e:#}");
+                msg = rx.recv() => {
+                    let Some(first) = msg else { return };
+                    // Coalesce: 100 servers failing together are one batch
+                    // per service, not 100 passes.
+                    let mut health = BTreeMap::new();
+                    let mut m = Some(first);
+                    while let Some(msg) = m.take().or_else(|| rx.try_recv().ok()) {
+                        match msg {
+                            Msg::Health(svcs) => {
+                                self.work.health_changes += 1;
+                                health.extend(svcs.into_iter().map(|s| (s.key.clone(), s)));
+                            }
+                            other => {
+                                // In order: what came before goes first.
+                                self.apply_health(std::mem::take(&mut health)).await;
+                                if self.on_msg(other).await {
+                                    return;
+                                }
+                            }
                         }
-                        self.owned = self.desired.services.keys().cloned().collect();
                     }
-                    Some(Msg::Health(desired)) => {
-                        self.desired = *desired;
-                        if let Err(e) = self.reconcile(Why::Health).await {
-                            error!("IPVS after a health change: {e:#}");
-                        }
-                    }
-                    Some(Msg::Stop(done)) => {
-                        self.stop().await;
-                        let _ = done.send(());
-                        return;
-                    }
-                    None => return,
-                },
+                    self.apply_health(health).await;
+                }
                 _ = tokio::time::sleep_until(next) => {
                     let started = tokio::time::Instant::now();
                     if let Err(e) = self.reconcile(Why::Resync).await {
@@ -178,13 +217,114 @@ impl Reconciler {
         }
     }
 
+    /// One message other than a health change; true when stopped.
+    async fn on_msg(&mut self, msg: Msg) -> bool {
+        match msg {
+            Msg::InstanceState { name, master } => self.sync_role(Some(&name), master).await,
+            Msg::Reload(desired) => {
+                // Services the old configuration owned stay owned for
+                // this pass, so the ones it dropped are deleted.
+                self.owned.extend(desired.services.keys().cloned());
+                self.desired = *desired;
+                if let Err(e) = self.reconcile(Why::Reload).await {
+                    error!("IPVS reload: {e:#}");
+                }
+                self.owned = self.desired.services.keys().cloned().collect();
+            }
+            Msg::Health(svcs) => {
+                let batch = svcs.into_iter().map(|s| (s.key.clone(), s)).collect();
+                self.apply_health(batch).await;
+            }
+            Msg::LogCounters => {
+                let w = &self.work;
+                info!(
+                    "IPVS counters: dumps={} dump_requests={} ops={} health_batches={} health_changes={}",
+                    w.dumps, w.dump_requests, w.ops, w.health_batches, w.health_changes
+                );
+            }
+            Msg::Stop(done) => {
+                self.stop().await;
+                let _ = done.send(());
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Health changes: each changed service is diffed against the state
+    /// last applied and only its operations are sent.
+    async fn apply_health(&mut self, batch: BTreeMap<ServiceKey, Service>) {
+        if batch.is_empty() {
+            return;
+        }
+        self.work.health_batches += 1;
+        let mut ops = Vec::new();
+        for (key, svc) in batch {
+            if !self.desired.services.contains_key(&key) {
+                continue; // a service since reloaded away
+            }
+            let want: IpvsState = std::iter::once(svc.clone()).collect();
+            let have: IpvsState = self
+                .applied
+                .services
+                .get(&key)
+                .cloned()
+                .into_iter()
+                .collect();
+            let owned: OwnedSet = std::iter::once(key).collect();
+            ops.extend(diff(&want, &have, &owned));
+            self.desired.insert(svc);
+        }
+        if let Err(e) = self.send(ops, Why::Health).await {
+            error!("IPVS after a health change: {e:#}");
+        }
+    }
+
+    /// Sends `ops`, logs each outcome, and records the accepted ones as applied.
+    async fn send(&mut self, ops: Vec<Op>, why: Why) -> Result<usize> {
+        if ops.is_empty() {
+            return Ok(0);
+        }
+        let initial = why != Why::Resync;
+        let labels: Vec<String> = ops.iter().map(describe).collect();
+        self.work.ops += ops.len() as u64;
+        let results = self
+            .ipvs
+            .apply(ops.clone())
+            .await
+            .context("applying IPVS changes")?;
+        let mut failed = 0;
+        for ((label, op), r) in labels.iter().zip(&ops).zip(results) {
+            match r {
+                Ok(()) => {
+                    // The model of what the kernel holds; a mismatch here
+                    // is corrected by the next resync's read.
+                    let _ = lbd_ipvs::apply(&mut self.applied, std::slice::from_ref(op));
+                    match why {
+                        Why::Health => info!("IPVS: {label}"),
+                        _ if initial => debug!("IPVS: {label}"),
+                        _ => warn!("IPVS drift repaired: {label}"),
+                    }
+                }
+                Err(e) => {
+                    failed += 1;
+                    error!("IPVS: {label}: {e}");
+                }
+            }
+        }
+        Ok(failed)
+    }
+
     /// Converges the kernel to the desired state. On start, matching entries
     /// are adopted as they are (no flush: established connections live on);
     /// later, any difference is drift and is logged as repaired.
     async fn reconcile(&mut self, why: Why) -> Result<()> {
         let initial = why != Why::Resync;
         let (observed, _) = self.ipvs.dump().await.context("reading IPVS state")?;
+        self.work.dumps += 1;
+        self.work.dump_requests += 1 + observed.services.len() as u64;
         let ops = diff(&self.desired, &observed, &self.owned);
+        self.applied = observed;
         if ops.is_empty() {
             if initial {
                 info!(
@@ -195,25 +335,8 @@ impl Reconciler {
             return Ok(());
         }
         let n = ops.len();
-        let labels: Vec<String> = ops.iter().map(describe).collect();
-        let results = self
-            .ipvs
-            .apply(ops)
-            .await
-            .context("applying IPVS changes")?;
-        let mut failed = 0;
-        for (label, r) in labels.iter().zip(results) {
-            match r {
-                Ok(()) if why == Why::Health => info!("IPVS: {label}"),
-                Ok(()) if initial => debug!("IPVS: {label}"),
-                Ok(()) => warn!("IPVS drift repaired: {label}"),
-                Err(e) => {
-                    failed += 1;
-                    error!("IPVS: {label}: {e}");
-                }
-            }
-        }
-        if initial && why != Why::Health {
+        let failed = self.send(ops, why).await?;
+        if initial {
             info!(
                 "IPVS {why:?}: applied {} change(s), {failed} failed",
                 n - failed

@@ -1,140 +1,95 @@
 //! From the configuration's virtual servers and the health of their real
 //! servers to the IPVS state lbd wants in the kernel.
 
-use std::collections::HashMap;
-use std::fmt;
 use std::net::IpAddr;
 
 use anyhow::{bail, Result};
 use lbd_config as cfg;
+pub use lbd_health::Model as HealthView;
+#[cfg(test)]
+use lbd_health::RsId;
 use lbd_ipvs::{
     Af, DestKey, DestSpec, Fwd, IpvsState, Protocol, Service, ServiceKey, ServiceSpec, TunType,
     IP_VS_SVC_F_ONEPACKET, IP_VS_SVC_F_SCHED1, IP_VS_SVC_F_SCHED2, IP_VS_SVC_F_SCHED3, TUN_F_CSUM,
     TUN_F_REMCSUM,
 };
-use lbd_sys::ipvs::{SyncDaemon, SyncState};
+use lbd_ipvs::{SyncDaemon, SyncState};
 
 /// A `virtual_server_group` range may not expand past this many addresses.
 const MAX_RANGE: u128 = 65536;
-
-/// A real server as health tracking names it: stable across reloads as
-/// long as the virtual server and the server keep their addresses.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct RsId {
-    pub vs: String,
-    pub ip: IpAddr,
-    pub port: u16,
-}
-
-impl RsId {
-    pub fn of(vs: &cfg::VirtualServer, rs: &cfg::RealServer) -> Self {
-        RsId {
-            vs: vs_name(vs),
-            ip: rs.ip,
-            port: rs.port,
-        }
-    }
-
-    /// `ip:port` as keepalived's notify lines print a server.
-    pub fn addr(&self) -> String {
-        std::net::SocketAddr::new(self.ip, self.port).to_string()
-    }
-}
-
-impl fmt::Display for RsId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} of {}", self.addr(), self.vs)
-    }
-}
 
 /// How a virtual server is named in logs and events.
 pub fn vs_name(vs: &cfg::VirtualServer) -> String {
     vs.name()
 }
 
-/// What the checks say about the real servers. A server without an entry
-/// is up with its configured weight (no checker, or not checked yet and
-/// not `alpha`).
+/// The kernel services of each virtual server, resolved once from a
+/// configuration. Everything that can fail (an unknown group, a bad range,
+/// a service configured twice, a spec the kernel refuses) fails in
+/// [`Plan::new`], at load and at reload; [`Plan::desired`] and
+/// [`Plan::services_of`] cannot, whatever the checks say.
 #[derive(Clone, Debug, Default)]
-pub struct HealthView {
-    pub rs: HashMap<RsId, RsStatus>,
-    /// Virtual servers whose quorum is lost (keyed by `vs_name`).
-    pub quorum_lost: std::collections::HashSet<String>,
+pub struct Plan {
+    vs: Vec<PlannedVs>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RsStatus {
-    pub up: bool,
-    /// `misc_dynamic` weight replacing the configured one.
-    pub weight: Option<u32>,
+#[derive(Clone, Debug)]
+struct PlannedVs {
+    name: String,
+    vs: cfg::VirtualServer,
+    keys: Vec<ServiceKey>,
 }
 
-impl HealthView {
-    pub fn status(&self, vs: &cfg::VirtualServer, rs: &cfg::RealServer) -> RsStatus {
-        self.rs.get(&RsId::of(vs, rs)).copied().unwrap_or(RsStatus {
-            up: true,
-            weight: None,
-        })
-    }
-
-    /// Before any check has run: `alpha` servers start down, the others up,
-    /// and each quorum follows from that.
-    pub fn initial(
-        c: &cfg::Config,
-        alpha: impl Fn(&cfg::VirtualServer, &cfg::RealServer) -> bool,
-    ) -> Self {
-        let mut h = HealthView::default();
+impl Plan {
+    pub fn new(c: &cfg::Config) -> Result<Plan> {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut vs_out = Vec::new();
         for vs in &c.virtual_servers {
-            for rs in &vs.real_servers {
-                if alpha(vs, rs) {
-                    let st = RsStatus {
-                        up: false,
-                        weight: None,
-                    };
-                    h.rs.insert(RsId::of(vs, rs), st);
+            let keys = keys(c, vs)?;
+            for k in &keys {
+                if !seen.insert(k.clone()) {
+                    bail!("{}: virtual server {k} is configured twice", vs.span);
                 }
             }
-            if !crate::checks::quorum_up(true, h.live_weight(vs), vs.quorum, 0) {
-                h.quorum_lost.insert(vs_name(vs));
+            vs_out.push(PlannedVs {
+                name: vs_name(vs),
+                vs: vs.clone(),
+                keys,
+            });
+        }
+        let plan = Plan { vs: vs_out };
+        // What health changes is which destinations are present and their
+        // weights (clamped in `service`): the specs, the configured weights
+        // and the sorry servers (below quorum) are checked here, once.
+        let up = HealthView::new(c, |_, _, _| false);
+        for h in [&up, &up.all_below_quorum()] {
+            if let Err(e) = plan.desired(h).validate() {
+                bail!("virtual servers rejected: {e}");
             }
         }
-        h
+        Ok(plan)
     }
 
-    /// Sum of the weights of the live real servers (keepalived's quorum measure).
-    pub fn live_weight(&self, vs: &cfg::VirtualServer) -> u64 {
-        vs.real_servers
+    pub fn is_empty(&self) -> bool {
+        self.vs.is_empty()
+    }
+
+    /// Every service, as the checks have it.
+    pub fn desired(&self, health: &HealthView) -> IpvsState {
+        self.vs
             .iter()
-            .map(|rs| {
-                let st = self.status(vs, rs);
-                if st.up {
-                    u64::from(st.weight.unwrap_or(rs.weight))
-                } else {
-                    0
-                }
-            })
-            .sum()
+            .flat_map(|p| p.keys.iter().map(|k| service(&p.vs, k.clone(), health)))
+            .collect()
     }
-}
 
-pub fn desired_state(c: &cfg::Config, health: &HealthView) -> Result<IpvsState> {
-    let mut state = IpvsState::new();
-    for vs in &c.virtual_servers {
-        for key in keys(c, vs)? {
-            let svc = service(vs, key, health);
-            if let Some(old) = state.insert(svc) {
-                bail!(
-                    "{}: virtual server {} is configured twice",
-                    vs.span,
-                    old.key
-                );
-            }
-        }
+    /// The services of the virtual server named `vs` (a health change).
+    pub fn services_of(&self, vs: &str, health: &HealthView) -> Vec<Service> {
+        self.vs
+            .iter()
+            .filter(|p| p.name == vs)
+            .flat_map(|p| p.keys.iter().map(|k| service(&p.vs, k.clone(), health)))
+            .collect()
     }
-    if let Err(e) = state.validate() {
-        bail!("virtual servers rejected: {e}");
-    }
-    Ok(state)
 }
 
 fn protocol(p: cfg::Protocol) -> Protocol {
@@ -266,11 +221,12 @@ fn service(vs: &cfg::VirtualServer, key: ServiceKey, health: &HealthView) -> Ser
     // keepalived (ipwrapper.c): below quorum the sorry server takes the
     // traffic and the live real servers leave; a failed server is removed,
     // or kept with weight 0 under `inhibit_on_failure`.
-    let quorum_lost = vs.sorry_server.is_some() && health.quorum_lost.contains(&vs_name(vs));
+    let quorum_lost = vs.sorry_server.is_some() && health.quorum_lost(&vs_name(vs));
     for rs in &vs.real_servers {
         let st = health.status(vs, rs);
         let weight = match (st.up && !quorum_lost, rs.inhibit_on_failure) {
-            (true, _) => st.weight.unwrap_or(rs.weight),
+            // A dynamic weight above the kernel's (a signed int) is capped.
+            (true, _) => st.weight.map_or(rs.weight, |w| w.min(i32::MAX as u32)),
             (false, true) => 0,
             (false, false) => continue,
         };
@@ -295,5 +251,50 @@ pub fn sync_daemon(c: &cfg::Config, s: &cfg::LvsSyncDaemon) -> SyncDaemon {
         port: s.port,
         ttl: s.ttl,
         group: s.group,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn conf(text: &str) -> cfg::Config {
+        match cfg::parse_keepalived_str(text, Path::new("t.conf")) {
+            Ok(l) => l.config,
+            Err(e) => panic!("should parse:\n{e}"),
+        }
+    }
+
+    const TWO: &str = "virtual_server 10.0.0.1 80 {\n real_server 10.0.1.1 80 {\n  TCP_CHECK {\n  }\n }\n \
+        real_server 10.0.1.2 80 {\n  TCP_CHECK {\n  }\n }\n}\nvirtual_server 10.0.0.2 80 {\n real_server 10.0.1.1 80 {\n }\n}\n";
+
+    #[test]
+    fn a_plan_fails_at_load_and_its_services_cannot() {
+        let c = conf(TWO);
+        let plan = Plan::new(&c).unwrap_or_else(|e| panic!("{e:#}"));
+        let vs = &c.virtual_servers[0];
+        let mut h = HealthView::new(&c, |_, _, _| false);
+        // A dynamic weight beyond the kernel's range is capped, not refused.
+        h.on_checker(
+            &RsId::of(vs, &vs.real_servers[0]),
+            0,
+            true,
+            Some(u32::MAX),
+            "",
+        );
+        h.on_checker(&RsId::of(vs, &vs.real_servers[1]), 0, false, None, "");
+        let all = plan.desired(&h);
+        assert_eq!(all.services.len(), 2);
+        assert!(all.validate().is_ok());
+        // One virtual server's services only, with the health applied.
+        let one = plan.services_of(&vs_name(vs), &h);
+        assert_eq!(one.len(), 1);
+        assert_eq!(one[0].dests.len(), 1);
+        assert_eq!(
+            one[0].dests.values().next().map(|d| d.weight),
+            Some(i32::MAX as u32)
+        );
+        assert!(plan.services_of("no such", &h).is_empty());
     }
 }

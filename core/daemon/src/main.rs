@@ -1,7 +1,6 @@
 //! lbd: VRRP (and later IPVS) daemon of the lb appliance.
 
 mod api;
-mod checks;
 mod cli;
 mod counters;
 mod health;
@@ -11,6 +10,7 @@ mod node;
 mod notify;
 mod pid1;
 mod plugins;
+mod reload;
 mod routes;
 mod setup;
 mod vrrp_io;

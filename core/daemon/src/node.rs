@@ -22,12 +22,12 @@ use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
 
 use crate::counters::Counters;
-use crate::health::{Health, HealthEv};
+use crate::health::{Change, Health, HealthEv, Seed};
 use crate::lvs::LvsHandle;
-use crate::lvs_desired::{HealthView, RsId, RsStatus};
 use crate::notify::{Hooks, Transition};
 use crate::routes::Routes;
 use crate::vrrp_io::{Family, GarpJob, Rx, Sock, SockKey, Vip};
+use lbd_health::{Model as HealthModel, RsId, Transition as HealthTransition};
 use lbd_plugin::EventKind;
 
 const PROTO_VRRP: u8 = 112;
@@ -71,17 +71,22 @@ struct Node {
     no_accept_installed: bool,
     /// IPVS reconciler, when virtual servers are configured.
     lvs: Option<LvsHandle>,
-    /// The running configuration: health changes recompute IPVS from it.
+    /// The latest configuration: health changes recompute IPVS from it.
     cfg: Config,
+    /// The configuration the VRRP side runs on until lbd restarts: a reload
+    /// does not reach the instances, so their tracking (script weights,
+    /// sync-group references) must not read the new one either.
+    vrrp_cfg: Config,
+    /// Generation of the running checks; a reload starts the next one.
+    health_gen: u64,
     /// Plugin host, when anything needs a plugin.
     host: Option<lbd_plugin::Host>,
     /// Running checkers and tracked scripts.
     checks: Health,
-    health: HealthView,
-    /// Per real server, the state of each of its checkers.
-    checker_up: HashMap<RsId, Vec<bool>>,
-    /// Tracked scripts (`vrrp_script`) by name: OK or failed.
-    scripts_ok: HashMap<String, bool>,
+    /// The one health model: checkers, servers, quorum, scripts.
+    health: HealthModel,
+    /// The kernel services of the latest configuration's virtual servers.
+    plan: crate::lvs_desired::Plan,
     hooks: Hooks,
     health_tx: Option<mpsc::UnboundedSender<HealthEv>>,
     /// virtual_routes and static_routes, changed off the VRRP loop.
@@ -113,9 +118,14 @@ pub async fn run(config: Config, path: std::path::PathBuf) -> Result<()> {
     node.health_tx = Some(health_tx.clone());
     node.start_plugins(&config)?;
     // IPVS first: when an instance becomes master its services are in place.
-    node.lvs = crate::lvs::start(&config, &node.health).await?;
+    node.plan = crate::lvs_desired::Plan::new(&config)?;
+    node.lvs = crate::lvs::start(&config, &node.plan, &node.health).await?;
     if let Some(host) = &node.host {
-        node.checks = crate::health::start(host, &config, health_tx.clone());
+        let seed = Seed {
+            gen: node.health_gen,
+            health: &node.health,
+        };
+        node.checks = crate::health::start(host, &config, &seed, health_tx.clone());
     }
 
     for (i, (key, sock)) in node.socks.iter().enumerate() {
@@ -163,6 +173,9 @@ pub async fn run(config: Config, path: std::path::PathBuf) -> Result<()> {
             _ = sigint.recv() => { info!("SIGINT: stopping"); break; }
             _ = sigusr1.recv() => {
                 info!("counters: {}", node.counters.render());
+                if let Some(l) = &node.lvs {
+                    l.log_counters();
+                }
                 if let Some(h) = &node.host {
                     for (name, s) in h.stats().await {
                         info!("plugin {name}: calls {} failures {} errors {} stopped_cpu {} stopped_memory {} memory {} KiB",
@@ -211,11 +224,12 @@ impl Node {
             no_accept_installed: false,
             lvs: None,
             cfg: config.clone(),
+            vrrp_cfg: config.clone(),
+            health_gen: 0,
             host: None,
             checks: Health::default(),
-            health: HealthView::default(),
-            checker_up: HashMap::new(),
-            scripts_ok: HashMap::new(),
+            health: HealthModel::default(),
+            plan: crate::lvs_desired::Plan::default(),
             hooks: Hooks::default(),
             health_tx: None,
             routes,
@@ -451,7 +465,7 @@ impl Node {
         let group_refs = self.insts[i]
             .group
             .and_then(|g| {
-                self.cfg
+                self.vrrp_cfg
                     .sync_groups
                     .iter()
                     .find(|sg| sg.name == self.groups[g].name)
@@ -459,19 +473,20 @@ impl Node {
             .map(|sg| sg.track_scripts.as_slice())
             .unwrap_or_default();
         for r in cfg.track_scripts.iter().chain(group_refs) {
-            let Some(script) = self.cfg.track_scripts.iter().find(|s| s.name == r.name) else {
+            let Some(script) = self
+                .vrrp_cfg
+                .track_scripts
+                .iter()
+                .find(|s| s.name == r.name)
+            else {
                 continue;
             };
-            let ok = self
-                .scripts_ok
-                .get(&r.name)
-                .copied()
-                .unwrap_or(!script.init_fail);
+            let ok = self.health.script_ok(&r.name).unwrap_or(!script.init_fail);
             let (weight, reverse) = match r.weight {
                 Some(w) => (w, r.reverse),
                 None => (script.weight, script.weight_reverse),
             };
-            let (f, a) = crate::checks::script_effect(weight, reverse, ok);
+            let (f, a) = lbd_health::script_effect(weight, reverse, ok);
             fault |= f;
             adj += a;
         }
@@ -502,37 +517,36 @@ impl Node {
         }
         let new = loaded.config;
         // Routes are applied below; any other VRRP change waits.
-        let without_routes = |c: &Config| {
-            let mut v = c.instances.clone();
-            v.iter_mut().for_each(|i| i.virtual_routes.clear());
-            v
-        };
-        let vrrp_changed = without_routes(&new) != without_routes(running)
-            || new.sync_groups != running.sync_groups
-            || new.global != running.global;
-        if vrrp_changed {
+        if crate::reload::vrrp_changed(running, &new) {
             warn!("reload: VRRP or global changes are not applied until lbd restarts (virtual_routes and static_routes are)");
         }
-        match (
-            &self.lvs,
-            crate::lvs_desired::desired_state(&new, &self.health),
-        ) {
-            (_, Err(e)) => return error!("reload: {e:#}; keeping the running configuration"),
-            (Some(l), Ok(d)) => l.reload(d),
-            (None, Ok(d)) if !d.services.is_empty() => {
+        let plan = match crate::lvs_desired::Plan::new(&new) {
+            Ok(p) => p,
+            Err(e) => return error!("reload: {e:#}; keeping the running configuration"),
+        };
+        match &self.lvs {
+            Some(l) => l.reload(plan.desired(&self.health)),
+            None if !plan.is_empty() => {
                 warn!(
                     "reload: virtual servers were added; IPVS management starts when lbd restarts"
                 )
             }
-            (None, Ok(_)) => {}
+            None => {}
         }
+        self.plan = plan;
         self.reload_routes(&new);
         info!("reloaded {}", path.display());
-        // Checks restart on the new configuration; servers keep the health
-        // they had (it is keyed by address, not by position).
+        // Checks restart on the new configuration, each from the state the
+        // node holds for it (carried by identity, see reload.rs); changes
+        // still queued from the replaced checks are dropped.
         if let (Some(host), Some(tx)) = (self.host.clone(), self.health_tx.clone()) {
             self.track_health_of(&new);
-            self.checks = crate::health::start(&host, &new, tx);
+            self.health_gen += 1;
+            let seed = Seed {
+                gen: self.health_gen,
+                health: &self.health,
+            };
+            self.checks = crate::health::start(&host, &new, &seed, tx);
             self.hooks = Hooks::new(&host, &new);
         }
         self.cfg = new.clone();
@@ -727,7 +741,7 @@ impl Node {
             .any(|vs| vs.real_servers.iter().any(|r| !r.checks.is_empty()))
             || !c.track_scripts.is_empty()
             || !c.all_notify_hooks().is_empty();
-        self.health = HealthView::initial(c, crate::health::starts_down);
+        self.health = HealthModel::new(c, crate::health::alpha);
         if !needed {
             return Ok(());
         }
@@ -740,41 +754,21 @@ impl Node {
         Ok(())
     }
 
-    /// The checker and script states a configuration needs; a server or
-    /// script that keeps its checks keeps its state (reload).
+    /// The health model of a reloaded configuration, carried from the
+    /// running one by identity (lbd-health).
     fn track_health_of(&mut self, c: &Config) {
-        let mut checkers = HashMap::new();
-        for vs in &c.virtual_servers {
-            for rs in &vs.real_servers {
-                let id = RsId::of(vs, rs);
-                let ups: Vec<bool> = match self.checker_up.remove(&id) {
-                    Some(old) if old.len() == rs.checks.len() => old,
-                    _ => rs
-                        .checks
-                        .iter()
-                        .map(|ck| !crate::health::alpha(vs, rs, ck))
-                        .collect(),
-                };
-                checkers.insert(id, ups);
-            }
-        }
-        self.checker_up = checkers;
-        let mut scripts = HashMap::new();
-        for s in &c.track_scripts {
-            let ok = self
-                .scripts_ok
-                .get(&s.name)
-                .copied()
-                .unwrap_or(!s.init_fail);
-            scripts.insert(s.name.clone(), ok);
-        }
-        self.scripts_ok = scripts;
+        self.health = self.health.reload(&self.cfg, c, crate::health::alpha);
     }
 
     fn on_health(&mut self, now: Instant, ev: HealthEv) {
-        match ev {
-            HealthEv::Script { name, ok } => {
-                self.scripts_ok.insert(name.clone(), ok);
+        if ev.gen != self.health_gen {
+            return debug!("dropping a change from checks replaced by a reload: {ev:?}");
+        }
+        match ev.change {
+            Change::Script { name, ok } => {
+                if self.health.on_script(&name, ok).transitions.is_empty() {
+                    return;
+                }
                 for i in 0..self.insts.len() {
                     let direct = self.insts[i]
                         .cfg
@@ -782,7 +776,7 @@ impl Node {
                         .iter()
                         .any(|r| r.name == name);
                     let via_group = self.insts[i].group.is_some_and(|g| {
-                        self.cfg.sync_groups.iter().any(|sg| {
+                        self.vrrp_cfg.sync_groups.iter().any(|sg| {
                             sg.name == self.groups[g].name
                                 && sg.track_scripts.iter().any(|r| r.name == name)
                         })
@@ -793,7 +787,7 @@ impl Node {
                     }
                 }
             }
-            HealthEv::Checker {
+            Change::Checker {
                 rs,
                 checker,
                 up,
@@ -803,9 +797,9 @@ impl Node {
         }
     }
 
-    /// A checker changed: the real server is up when all its checkers are
-    /// (keepalived), its weight may be dynamic, and its virtual server's
-    /// quorum may move.
+    /// A checker changed: the model says what that did (a server up or
+    /// down, a weight, a quorum); this logs it, notifies, and sends the
+    /// changed services to the reconciler.
     fn on_checker(
         &mut self,
         id: RsId,
@@ -814,88 +808,57 @@ impl Node {
         weight: Option<u32>,
         message: &str,
     ) {
-        let Some(ups) = self.checker_up.get_mut(&id) else {
-            return; // a server of a configuration since reloaded away
-        };
-        if let Some(u) = ups.get_mut(checker) {
-            *u = up;
+        let out = self.health.on_checker(&id, checker, up, weight, message);
+        for t in &out.transitions {
+            self.health_transition(t);
         }
-        let all_up = ups.iter().all(|u| *u);
-        let before = self.health.rs.get(&id).copied().unwrap_or(RsStatus {
-            up: true,
-            weight: None,
-        });
-        let after = RsStatus {
-            up: all_up,
-            weight: weight.or(before.weight),
-        };
-        if after == before {
-            return;
-        }
-        self.health.rs.insert(id.clone(), after);
-        let Some(vs) = self
-            .cfg
-            .virtual_servers
-            .iter()
-            .find(|v| crate::lvs_desired::vs_name(v) == id.vs)
-        else {
-            return;
-        };
-        let addr = id.addr();
-        if after.up != before.up {
-            let (state, what) = if after.up {
-                ("UP", "up")
-            } else {
-                ("DOWN", "down")
-            };
-            info!("real server {id} is {what} ({message})");
-            self.counters
-                .bump(if after.up { "rs_up" } else { "rs_down" });
-            self.hooks.emit(Transition {
-                kind: EventKind::Rs,
-                name: &addr,
-                state,
-                prev: Some(if after.up { "DOWN" } else { "UP" }),
-                priority: None,
-                vs: Some(&id.vs),
-            });
-        } else {
-            info!("real server {id}: weight {:?} ({message})", after.weight);
-        }
-        let was_up = !self.health.quorum_lost.contains(&id.vs);
-        let live = self.health.live_weight(vs);
-        let now_up = crate::checks::quorum_up(was_up, live, vs.quorum, vs.hysteresis);
-        if now_up != was_up {
-            let state = if now_up { "UP" } else { "DOWN" };
-            if now_up {
-                info!(
-                    "virtual server {}: quorum {} reached (live weight {live})",
-                    id.vs, vs.quorum
-                );
-                self.health.quorum_lost.remove(&id.vs);
-            } else {
-                warn!(
-                    "virtual server {}: quorum {} lost (live weight {live})",
-                    id.vs, vs.quorum
-                );
-                self.health.quorum_lost.insert(id.vs.clone());
+        if let Some(l) = &self.lvs {
+            for vs in &out.changed {
+                l.update(self.plan.services_of(vs, &self.health));
             }
-            self.hooks.emit(Transition {
-                kind: EventKind::Vs,
-                name: &id.vs,
-                state,
-                prev: Some(if now_up { "DOWN" } else { "UP" }),
-                priority: None,
-                vs: None,
-            });
         }
-        match (
-            &self.lvs,
-            crate::lvs_desired::desired_state(&self.cfg, &self.health),
-        ) {
-            (Some(l), Ok(d)) => l.update(d),
-            (_, Err(e)) => error!("IPVS state after a health change: {e:#}"),
-            (None, Ok(_)) => {}
+    }
+
+    fn health_transition(&mut self, t: &HealthTransition) {
+        match t {
+            HealthTransition::RsUp { id, message } | HealthTransition::RsDown { id, message } => {
+                let up = matches!(t, HealthTransition::RsUp { .. });
+                let (state, what) = if up { ("UP", "up") } else { ("DOWN", "down") };
+                info!("real server {id} is {what} ({message})");
+                self.counters.bump(if up { "rs_up" } else { "rs_down" });
+                self.hooks.emit(Transition {
+                    kind: EventKind::Rs,
+                    name: &id.addr(),
+                    state,
+                    prev: Some(if up { "DOWN" } else { "UP" }),
+                    priority: None,
+                    vs: Some(&id.vs),
+                });
+            }
+            HealthTransition::RsWeight {
+                id,
+                weight,
+                message,
+            } => info!("real server {id}: weight {weight:?} ({message})"),
+            HealthTransition::QuorumReached { vs, quorum, live }
+            | HealthTransition::QuorumLost { vs, quorum, live } => {
+                let now_up = matches!(t, HealthTransition::QuorumReached { .. });
+                if now_up {
+                    info!("virtual server {vs}: quorum {quorum} reached (live weight {live})");
+                } else {
+                    warn!("virtual server {vs}: quorum {quorum} lost (live weight {live})");
+                }
+                self.hooks.emit(Transition {
+                    kind: EventKind::Vs,
+                    name: vs,
+                    state: if now_up { "UP" } else { "DOWN" },
+                    prev: Some(if now_up { "DOWN" } else { "UP" }),
+                    priority: None,
+                    vs: None,
+                });
+            }
+            // Logged by the script's job; its effect is the tracking's.
+            HealthTransition::ScriptOk { .. } | HealthTransition::ScriptFailed { .. } => {}
         }
     }
 

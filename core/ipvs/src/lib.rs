@@ -9,11 +9,13 @@ mod diff;
 mod model;
 mod render;
 mod stats;
+mod sync;
 
 pub use diff::{apply, diff, ApplyError, Op};
 pub use model::*;
 pub use render::render_ipvsadm;
 pub use stats::{DestCounters, IpvsCounters, IpvsInfo, ServiceCounters, Stats};
+pub use sync::{SyncDaemon, SyncState};
 
 #[cfg(test)]
 mod tests;

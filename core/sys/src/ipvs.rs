@@ -9,10 +9,10 @@ mod conn;
 mod wire;
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 use std::sync::mpsc;
 
 use lbd_ipvs::{IpvsCounters, IpvsInfo, IpvsState, Op, ServiceCounters};
+pub use lbd_ipvs::{SyncDaemon, SyncState};
 use tokio::sync::oneshot;
 
 use crate::error::SysError;
@@ -25,44 +25,6 @@ type Job = Box<dyn FnOnce(&mut Conn) + Send>;
 #[derive(Clone)]
 pub struct Ipvs {
     tx: mpsc::Sender<Job>,
-}
-
-/// IP_VS_STATE_MASTER / IP_VS_STATE_BACKUP.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum SyncState {
-    Master,
-    Backup,
-}
-
-impl SyncState {
-    fn to_kernel(self) -> u32 {
-        match self {
-            SyncState::Master => 1,
-            SyncState::Backup => 2,
-        }
-    }
-
-    fn from_kernel(v: u32) -> Option<SyncState> {
-        match v {
-            1 => Some(SyncState::Master),
-            2 => Some(SyncState::Backup),
-            _ => None,
-        }
-    }
-}
-
-/// A connection sync daemon (IPVS_DAEMON_ATTR_*). `None` leaves the
-/// kernel's default (maxlen from the MTU, port 8848, TTL 1, group
-/// 224.0.0.81).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SyncDaemon {
-    pub state: SyncState,
-    pub ifname: String,
-    pub syncid: u8,
-    pub maxlen: Option<u16>,
-    pub port: Option<u16>,
-    pub ttl: Option<u8>,
-    pub group: Option<IpAddr>,
 }
 
 fn sys(what: impl Into<String>, e: ReqError) -> SysError {

@@ -294,7 +294,7 @@ pub(crate) fn dest_only_key(dk: &DestKey) -> Result<Attr, WireError> {
 
 pub(crate) fn daemon_full(d: &SyncDaemon) -> Result<Attr, WireError> {
     let mut v = Nest::default();
-    v.put(daemon::STATE, &d.state.to_kernel().to_ne_bytes())?;
+    v.put(daemon::STATE, &state_to_kernel(d.state).to_ne_bytes())?;
     v.string(daemon::MCAST_IFN, &d.ifname, IFNAME_MAX, "interface name")?;
     v.put(daemon::SYNC_ID, &u32::from(d.syncid).to_ne_bytes())?;
     if let Some(m) = d.maxlen {
@@ -318,7 +318,7 @@ pub(crate) fn daemon_full(d: &SyncDaemon) -> Result<Attr, WireError> {
 
 pub(crate) fn daemon_state(state: SyncState) -> Result<Attr, WireError> {
     let mut v = Nest::default();
-    v.put(daemon::STATE, &state.to_kernel().to_ne_bytes())?;
+    v.put(daemon::STATE, &state_to_kernel(state).to_ne_bytes())?;
     v.into_attr(top::DAEMON)
 }
 
@@ -492,7 +492,7 @@ pub(crate) fn parse_dest(
 pub(crate) fn parse_daemon(a: &Attrs) -> Result<SyncDaemon, WireError> {
     let state = a
         .u32(daemon::STATE)
-        .and_then(SyncState::from_kernel)
+        .and_then(state_from_kernel)
         .ok_or_else(|| werr("sync daemon without a known state"))?;
     let group = match (
         a.fixed::<4>(daemon::MCAST_GROUP),
@@ -511,6 +511,23 @@ pub(crate) fn parse_daemon(a: &Attrs) -> Result<SyncDaemon, WireError> {
         ttl: a.fixed::<1>(daemon::MCAST_TTL).map(|b| b[0]),
         group,
     })
+}
+
+/// IP_VS_STATE_MASTER / IP_VS_STATE_BACKUP: the kernel's numbers for the
+/// pure [`SyncState`] of lbd-ipvs.
+fn state_to_kernel(s: SyncState) -> u32 {
+    match s {
+        SyncState::Master => 1,
+        SyncState::Backup => 2,
+    }
+}
+
+fn state_from_kernel(v: u32) -> Option<SyncState> {
+    match v {
+        1 => Some(SyncState::Master),
+        2 => Some(SyncState::Backup),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

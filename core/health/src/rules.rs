@@ -1,7 +1,6 @@
-//! Pure decision logic of health checks and tracked scripts: when a checker
-//! is up or down, when it runs next, what a script does to a priority, when
-//! a virtual server has lost its quorum. No clock, no I/O: the scheduler in
-//! `health.rs` feeds results in and acts on what comes out.
+//! The rules of one check: when a checker is up or down and when it runs
+//! next, when a script is OK, what a script does to a priority, when a
+//! virtual server has lost its quorum.
 
 use std::time::Duration;
 
@@ -26,8 +25,13 @@ pub struct Checker {
 
 impl Checker {
     pub fn new(alpha: bool, retry: u32) -> Self {
+        Self::starting(!alpha, retry)
+    }
+
+    /// A checker restarted by a reload, from the state the node holds.
+    pub fn starting(up: bool, retry: u32) -> Self {
         Checker {
-            up: !alpha,
+            up,
             retry,
             failures: 0,
         }
@@ -77,15 +81,19 @@ pub struct Script {
 
 impl Script {
     pub fn new(init_fail: bool, rise: u32, fall: u32) -> Self {
+        Self::starting(!init_fail, rise, fall)
+    }
+
+    /// A script restarted by a reload, from the status the node holds.
+    pub fn starting(ok: bool, rise: u32, fall: u32) -> Self {
         Script {
-            ok: !init_fail,
+            ok,
             rise: rise.max(1),
             fall: fall.max(1),
             streak: 0,
         }
     }
 
-    #[cfg(test)]
     pub fn is_ok(&self) -> bool {
         self.ok
     }
@@ -182,6 +190,11 @@ mod tests {
         assert_eq!(s.on_result(false), Some(false));
         assert_eq!(s.on_result(true), None);
         assert_eq!(s.on_result(true), Some(true));
+        // Restarted failed (a reload): the first pass is a recovery.
+        let mut r = Script::starting(false, 1, 3);
+        assert_eq!(r.on_result(true), Some(true));
+        let mut c = Checker::starting(false, 3);
+        assert_eq!(c.on_result(true), (Some(true), Next::Loop));
         let mut f = Script::new(true, 1, 1);
         assert!(!f.is_ok());
         assert_eq!(f.on_result(false), None);
