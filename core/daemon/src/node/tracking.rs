@@ -1,0 +1,202 @@
+//! What the instances track: links, scripts (through the health model)
+//! and real servers' health, turned into router inputs, IPVS changes and
+//! notify hooks.
+
+use super::*;
+
+impl Node {
+    pub(super) fn link_up(&self, name: &str) -> bool {
+        self.links.get(name).copied().unwrap_or(false)
+    }
+
+    /// Fault and priority adjustment from tracked interfaces (keepalived
+    /// track_interface: weight 0 = fault; negative weight applies while
+    /// down, positive while up).
+    pub(super) fn tracking(&self, i: usize) -> (bool, i32) {
+        let cfg = &self.insts[i].cfg;
+        let mut fault = !cfg.dont_track_primary && !self.link_up(&cfg.interface);
+        let mut adj = 0;
+        for t in &cfg.track_interfaces {
+            let up = self.link_up(&t.name);
+            match t.weight {
+                0 if !up => fault = true,
+                w if w < 0 && !up => adj += w,
+                w if w > 0 && up => adj += w,
+                _ => {}
+            }
+        }
+        // keepalived applies a sync group's track_script to every member.
+        let group_refs = self.insts[i]
+            .group
+            .and_then(|g| {
+                self.vrrp_cfg
+                    .sync_groups
+                    .iter()
+                    .find(|sg| sg.name == self.groups[g].name)
+            })
+            .map(|sg| sg.track_scripts.as_slice())
+            .unwrap_or_default();
+        for r in cfg.track_scripts.iter().chain(group_refs) {
+            let Some(script) = self
+                .vrrp_cfg
+                .track_scripts
+                .iter()
+                .find(|s| s.name == r.name)
+            else {
+                continue;
+            };
+            let ok = self.health.script_ok(&r.name).unwrap_or(!script.init_fail);
+            let (weight, reverse) = match r.weight {
+                Some(w) => (w, r.reverse),
+                None => (script.weight, script.weight_reverse),
+            };
+            let (f, a) = lbd_health::script_effect(weight, reverse, ok);
+            fault |= f;
+            adj += a;
+        }
+        (fault, adj)
+    }
+
+    pub(super) fn retrack(&mut self, now: Instant, link: &str) {
+        for i in 0..self.insts.len() {
+            let cfg = &self.insts[i].cfg;
+            let concerned =
+                cfg.interface == link || cfg.track_interfaces.iter().any(|t| t.name == link);
+            if !concerned {
+                continue;
+            }
+            let (fault, adj) = self.tracking(i);
+            self.router.set_tracking(now, i, fault, adj);
+        }
+    }
+
+    /// Starts the plugin host when anything needs a plugin, and refuses a
+    /// configuration naming a plugin that none of the plugin files provides.
+    pub(super) fn start_plugins(&mut self, c: &Config) -> Result<()> {
+        let needed = c
+            .virtual_servers
+            .iter()
+            .any(|vs| vs.real_servers.iter().any(|r| !r.checks.is_empty()))
+            || !c.track_scripts.is_empty()
+            || !c.all_notify_hooks().is_empty();
+        self.health = HealthModel::new(c, crate::health::alpha);
+        if !needed {
+            return Ok(());
+        }
+        crate::plugins::script_security(c)?;
+        let host = crate::plugins::start(c)?;
+        crate::plugins::verify(&host, c)?;
+        self.track_health_of(c);
+        self.hooks = Hooks::new(&host, c);
+        self.host = Some(host);
+        Ok(())
+    }
+
+    /// The health model of a reloaded configuration, carried from the
+    /// running one by identity (lbd-health).
+    pub(super) fn track_health_of(&mut self, c: &Config) {
+        self.health = self.health.reload(&self.cfg, c, crate::health::alpha);
+    }
+
+    pub(super) fn on_health(&mut self, now: Instant, ev: HealthEv) {
+        if ev.gen != self.health_gen {
+            return debug!("dropping a change from checks replaced by a reload: {ev:?}");
+        }
+        match ev.change {
+            Change::Script { name, ok } => {
+                if self.health.on_script(&name, ok).transitions.is_empty() {
+                    return;
+                }
+                for i in 0..self.insts.len() {
+                    let direct = self.insts[i]
+                        .cfg
+                        .track_scripts
+                        .iter()
+                        .any(|r| r.name == name);
+                    let via_group = self.insts[i].group.is_some_and(|g| {
+                        self.vrrp_cfg.sync_groups.iter().any(|sg| {
+                            sg.name == self.groups[g].name
+                                && sg.track_scripts.iter().any(|r| r.name == name)
+                        })
+                    });
+                    if direct || via_group {
+                        let (fault, adj) = self.tracking(i);
+                        self.router.set_tracking(now, i, fault, adj);
+                    }
+                }
+            }
+            Change::Checker {
+                rs,
+                checker,
+                up,
+                weight,
+                message,
+            } => self.on_checker(rs, checker, up, weight, &message),
+        }
+    }
+
+    /// A checker changed: the model says what that did (a server up or
+    /// down, a weight, a quorum); this logs it, notifies, and sends the
+    /// changed services to the reconciler.
+    pub(super) fn on_checker(
+        &mut self,
+        id: RsId,
+        checker: usize,
+        up: bool,
+        weight: Option<u32>,
+        message: &str,
+    ) {
+        let out = self.health.on_checker(&id, checker, up, weight, message);
+        for t in &out.transitions {
+            self.health_transition(t);
+        }
+        if let Some(l) = &self.lvs {
+            for vs in &out.changed {
+                l.update(self.plan.services_of(vs, &self.health));
+            }
+        }
+    }
+
+    pub(super) fn health_transition(&mut self, t: &HealthTransition) {
+        match t {
+            HealthTransition::RsUp { id, message } | HealthTransition::RsDown { id, message } => {
+                let up = matches!(t, HealthTransition::RsUp { .. });
+                let (state, what) = if up { ("UP", "up") } else { ("DOWN", "down") };
+                info!("real server {id} is {what} ({message})");
+                self.counters.bump(if up { "rs_up" } else { "rs_down" });
+                self.hooks.emit(Transition {
+                    kind: EventKind::Rs,
+                    name: &id.addr(),
+                    state,
+                    prev: Some(if up { "DOWN" } else { "UP" }),
+                    priority: None,
+                    vs: Some(&id.vs),
+                });
+            }
+            HealthTransition::RsWeight {
+                id,
+                weight,
+                message,
+            } => info!("real server {id}: weight {weight:?} ({message})"),
+            HealthTransition::QuorumReached { vs, quorum, live }
+            | HealthTransition::QuorumLost { vs, quorum, live } => {
+                let now_up = matches!(t, HealthTransition::QuorumReached { .. });
+                if now_up {
+                    info!("virtual server {vs}: quorum {quorum} reached (live weight {live})");
+                } else {
+                    warn!("virtual server {vs}: quorum {quorum} lost (live weight {live})");
+                }
+                self.hooks.emit(Transition {
+                    kind: EventKind::Vs,
+                    name: vs,
+                    state: if now_up { "UP" } else { "DOWN" },
+                    prev: Some(if now_up { "DOWN" } else { "UP" }),
+                    priority: None,
+                    vs: None,
+                });
+            }
+            // Logged by the script's job; its effect is the tracking's.
+            HealthTransition::ScriptOk { .. } | HealthTransition::ScriptFailed { .. } => {}
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! Carrying out the router's decisions: adverts on the wire, VIPs,
+//! GARP/NA, routes on master, state-change notifications.
+
+use super::*;
+
+impl Node {
+    /// Carries out what the router decided: adverts first (the peer's
+    /// takeover never waits for netlink or hooks), then the events in order.
+    /// Events cause no input back into the router, so one pass drains it.
+    pub(super) async fn flush(&mut self) {
+        while let Some(t) = self.router.poll_transmit() {
+            self.transmit(t).await;
+        }
+        while let Some(ev) = self.router.poll_event() {
+            self.on_router_event(ev).await;
+        }
+    }
+
+    pub(super) async fn on_router_event(&mut self, ev: VrrpEvent) {
+        match ev {
+            VrrpEvent::AddVips { instance } => self.add_vips(instance).await,
+            VrrpEvent::RemoveVips { instance } => self.remove_vips(instance, false).await,
+            VrrpEvent::SendGarp { instance, count } => self.send_garp(instance, count),
+            VrrpEvent::StateChange {
+                instance,
+                from,
+                to,
+                reason,
+                priority,
+            } => self.on_state_change(instance, from, to, reason, priority),
+            VrrpEvent::GroupStateChange { group, from, to } => {
+                let Some(g) = self.groups.get(group) else {
+                    return;
+                };
+                if let Some(state) = state_name(to) {
+                    info!("VRRP_Group({}) {state}", g.name);
+                    self.hooks.emit(Transition {
+                        kind: EventKind::Group,
+                        name: &g.name,
+                        state,
+                        prev: from.and_then(state_name),
+                        priority: None,
+                        vs: None,
+                    });
+                }
+            }
+            VrrpEvent::GroupForced {
+                group,
+                instance,
+                input,
+            } => debug!(
+                "sync group {}: {input:?} to {}",
+                self.groups.get(group).map_or("?", |g| g.name.as_str()),
+                self.inst_name(instance)
+            ),
+            VrrpEvent::Accepted { .. } => self.counters.bump("rx_advert"),
+            VrrpEvent::Dropped { socket, error, .. } => {
+                let iface = self.socks.get(socket).map_or("", |(k, _)| k.ifname.as_str());
+                let reason = error.reason.as_str();
+                // The format is stable: tests and operators grep it.
+                match error.vrid {
+                    Some(v) => debug!("drop iface={iface} vrid={v} reason={reason}: {error}"),
+                    None => debug!("drop iface={iface} vrid=- reason={reason}: {error}"),
+                }
+                self.counters.bump(&format!("drop_{reason}"));
+            }
+            VrrpEvent::OldChecksumSwitch { instance, peer } => info!(
+                "VRRP_Instance({}) peer {peer} uses keepalived's old unicast checksum: using it too",
+                self.inst_name(instance)
+            ),
+            VrrpEvent::DrainLimit => {
+                error!("vrrp: internal work did not settle; some actions were left queued")
+            }
+        }
+    }
+
+    pub(super) fn inst_name(&self, i: usize) -> &str {
+        self.insts.get(i).map_or("?", |x| x.cfg.name.as_str())
+    }
+
+    pub(super) fn on_state_change(
+        &mut self,
+        i: usize,
+        from: State,
+        to: State,
+        reason: lbd_vrrp::instance::Reason,
+        priority: u8,
+    ) {
+        let Some(inst) = self.insts.get(i) else {
+            return;
+        };
+        info!(
+            "VRRP_Instance({}) {:?} -> {:?} ({:?}) priority {}",
+            inst.cfg.name, from, to, reason, priority
+        );
+        self.counters.bump(&format!("state_{to:?}").to_lowercase());
+        if let Some(l) = &self.lvs {
+            l.instance_state(&inst.cfg.name, to == State::Master);
+        }
+        // After the transition's VIPs, advert and GARP (and, leaving
+        // master, after the priority-0 advert and the VIP removal): the
+        // peer's takeover never waits for routes. A route whose `src` is a
+        // VIP is flushed by the kernel with the address; removing it again
+        // is a tolerated ESRCH.
+        if to == State::Master {
+            self.routes
+                .install(&route_owner(&inst.cfg.name), &inst.cfg.virtual_routes);
+        } else if from == State::Master {
+            self.routes.remove(
+                &route_owner(&inst.cfg.name),
+                &inst.cfg.virtual_routes,
+                false,
+            );
+        }
+        // After the critical work (VIPs, GARP) of the transition.
+        if let Some(state) = state_name(to) {
+            self.hooks.emit(Transition {
+                kind: EventKind::Instance,
+                name: &inst.cfg.name,
+                state,
+                prev: state_name(from),
+                priority: Some(priority),
+                vs: None,
+            });
+        }
+    }
+
+    pub(super) async fn transmit(&mut self, t: Transmit) {
+        let r = match self.socks.get(t.socket) {
+            Some((_, sock)) => sock.send(&t).await,
+            None => Err(format!("no socket {}", t.socket)),
+        };
+        let Some(inst) = self.insts.get_mut(t.instance) else {
+            return;
+        };
+        match r {
+            Err(e) => {
+                self.counters.bump("tx_error");
+                // Log a failure once, not at every advert interval.
+                if inst.last_tx_err.as_deref() != Some(e.as_str()) {
+                    warn!("VRRP_Instance({}) sending advert: {e}", inst.cfg.name);
+                    inst.last_tx_err = Some(e);
+                }
+            }
+            Ok(()) if t.last => {
+                self.counters.bump("tx_advert");
+                inst.last_tx_err = None;
+            }
+            Ok(()) => {}
+        }
+    }
+
+    pub(super) async fn add_vips(&mut self, i: usize) {
+        for v in &self.insts[i].vips {
+            match self.nl.addr_add(v.ifindex, &v.spec).await {
+                Ok(()) => debug!(
+                    "VIP {}/{} added on {}",
+                    v.spec.addr, v.spec.prefix, v.ifname
+                ),
+                Err(e) => error!("VRRP_Instance({}): {e}", self.insts[i].cfg.name),
+            }
+        }
+    }
+
+    pub(super) async fn remove_vips(&mut self, i: usize, quiet: bool) {
+        for v in &self.insts[i].vips {
+            if let Err(e) = self
+                .nl
+                .addr_del(v.ifindex, v.spec.addr, v.spec.prefix)
+                .await
+            {
+                if !quiet {
+                    error!("VRRP_Instance({}): {e}", self.insts[i].cfg.name);
+                }
+            }
+        }
+    }
+
+    pub(super) fn send_garp(&mut self, i: usize, count: u32) {
+        let mut jobs = Vec::new();
+        for v in &self.insts[i].vips {
+            let (Some(s), Some(mac)) = (self.garp.get(&v.ifindex), self.macs.get(&v.ifindex))
+            else {
+                continue;
+            };
+            jobs.push(GarpJob {
+                sender: s.clone(),
+                mac: *mac,
+                addr: v.spec.addr,
+                ifname: v.ifname.clone(),
+            });
+        }
+        self.counters.bump("garp_burst");
+        let name = self.insts[i].cfg.name.clone();
+        crate::vrrp_io::send_garp(name, jobs, count, self.garp_interval, self.gna_interval);
+    }
+}
+
+/// keepalived's names of the states in notify arguments and fifo lines.
+pub(super) fn state_name(s: State) -> Option<&'static str> {
+    match s {
+        State::Initialize => None,
+        State::Backup => Some("BACKUP"),
+        State::Master => Some("MASTER"),
+        State::Fault => Some("FAULT"),
+    }
+}
+
+pub(super) fn scope_number(s: lbd_config::Scope) -> u8 {
+    // rtnetlink scope values from linux/rtnetlink.h (enum rt_scope_t).
+    match s {
+        lbd_config::Scope::Global => 0,
+        lbd_config::Scope::Site => 200,
+        lbd_config::Scope::Link => 253,
+        lbd_config::Scope::Host => 254,
+        lbd_config::Scope::Nowhere => 255,
+        lbd_config::Scope::Other(n) => n,
+    }
+}
