@@ -106,7 +106,7 @@ struct Reconciler {
 pub async fn start(
     cfg: &Config,
     plan: &lvs_desired::Plan,
-    health: &lvs_desired::HealthView,
+    health: &lbd_health::Model,
 ) -> Result<Option<LvsHandle>> {
     let g = &cfg.global;
     if plan.is_empty() && g.lvs_sync_daemon.is_none() {

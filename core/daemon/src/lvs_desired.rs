@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use anyhow::{bail, Result};
 use lbd_config as cfg;
-pub use lbd_health::Model as HealthView;
+use lbd_health::Model;
 #[cfg(test)]
 use lbd_health::RsId;
 use lbd_ipvs::{
@@ -61,7 +61,7 @@ impl Plan {
         // What health changes is which destinations are present and their
         // weights (clamped in `service`): the specs, the configured weights
         // and the sorry servers (below quorum) are checked here, once.
-        let up = HealthView::new(c, |_, _, _| false);
+        let up = Model::new(c, |_, _, _| false);
         for h in [&up, &up.all_below_quorum()] {
             if let Err(e) = plan.desired(h).validate() {
                 bail!("virtual servers rejected: {e}");
@@ -75,7 +75,7 @@ impl Plan {
     }
 
     /// Every service, as the checks have it.
-    pub fn desired(&self, health: &HealthView) -> IpvsState {
+    pub fn desired(&self, health: &Model) -> IpvsState {
         self.vs
             .iter()
             .flat_map(|p| p.keys.iter().map(|k| service(&p.vs, k.clone(), health)))
@@ -83,7 +83,7 @@ impl Plan {
     }
 
     /// The services of the virtual server named `vs` (a health change).
-    pub fn services_of(&self, vs: &str, health: &HealthView) -> Vec<Service> {
+    pub fn services_of(&self, vs: &str, health: &Model) -> Vec<Service> {
         self.vs
             .iter()
             .filter(|p| p.name == vs)
@@ -199,7 +199,7 @@ fn dest(fwd: &cfg::LbKind, weight: u32, u: u32, l: u32) -> DestSpec {
     d
 }
 
-fn service(vs: &cfg::VirtualServer, key: ServiceKey, health: &HealthView) -> Service {
+fn service(vs: &cfg::VirtualServer, key: ServiceKey, health: &Model) -> Service {
     let af = key.af();
     let mut spec = ServiceSpec::new(vs.scheduler.clone(), af);
     spec.flags = sched_flags(&vs.sched_flags);
@@ -274,7 +274,7 @@ mod tests {
         let c = conf(TWO);
         let plan = Plan::new(&c).unwrap_or_else(|e| panic!("{e:#}"));
         let vs = &c.virtual_servers[0];
-        let mut h = HealthView::new(&c, |_, _, _| false);
+        let mut h = Model::new(&c, |_, _, _| false);
         // A dynamic weight beyond the kernel's range is capped, not refused.
         h.on_checker(
             &RsId::of(vs, &vs.real_servers[0]),
