@@ -3,9 +3,11 @@
 mod api;
 mod cli;
 mod counters;
+mod events;
 mod health;
 mod lvs;
 mod lvs_desired;
+mod metrics;
 mod node;
 mod notify;
 mod pid1;

@@ -9,6 +9,7 @@
 //! GARP I/O is in `crate::vrrp_io`, the health model in `lbd_health`.
 
 mod build;
+mod maint;
 mod reload;
 mod tracking;
 mod vrrp;
@@ -102,6 +103,11 @@ struct Node {
     health_tx: Option<mpsc::UnboundedSender<HealthEv>>,
     /// virtual_routes and static_routes, changed off the VRRP loop.
     routes: Routes,
+    /// The one event stream (see `crate::events`); the API reads it.
+    events: crate::events::EventLog,
+    /// Prometheus metrics; the API scrapes them.
+    #[allow(dead_code)] // read by the API
+    metrics: crate::metrics::Metrics,
 }
 
 /// How route logs name a set of routes.
@@ -196,7 +202,13 @@ pub async fn run(config: Config, path: std::path::PathBuf) -> Result<()> {
             }
             _ = sighup.recv() => reloader.request(&path),
             Some(loaded) = reload_rx.recv() => {
-                node.reload(&path, loaded, &mut running);
+                let outcome = node.reload(&path, loaded, &mut running);
+                let mut detail = serde_json::Map::new();
+                match &outcome {
+                    Ok(()) => detail.insert("outcome".into(), "applied".into()),
+                    Err(e) => detail.insert("error".into(), e.as_str().into()),
+                };
+                node.events.push("reload", &path.display().to_string(), detail);
                 reloader.finished(&path);
             }
             _ = resync.tick() => node.resync_links(Instant::now()).await,
@@ -244,6 +256,8 @@ impl Node {
             hooks: Hooks::default(),
             health_tx: None,
             routes,
+            events: crate::events::EventLog::new(crate::events::DEFAULT_CAPACITY),
+            metrics: crate::metrics::Metrics::new(),
         };
         for l in node.nl.links().await.context("listing links")? {
             node.links.insert(l.name.clone(), l.up);

@@ -6,20 +6,20 @@ impl Node {
     /// SIGHUP: the configuration re-read (off this loop, by
     /// `setup::Reloader`). A bad file changes nothing. IPVS changes are
     /// applied as a diff; VRRP changes wait for a restart (a hitless VRRP
-    /// reload comes with the operator-surface work).
+    /// reload comes with the operator-surface work). `Err` is the reason
+    /// the new configuration was refused (for `lbctl reload`).
     pub(super) fn reload(
         &mut self,
         path: &std::path::Path,
         loaded: Result<lbd_config::Loaded>,
         running: &mut Config,
-    ) {
+    ) -> Result<(), String> {
         let loaded = match loaded {
             Ok(l) => l,
             Err(e) => {
-                return error!(
-                    "reload of {}: {e:#}; keeping the running configuration",
-                    path.display()
-                )
+                let msg = format!("reload of {}: {e:#}", path.display());
+                error!("{msg}; keeping the running configuration");
+                return Err(msg);
             }
         };
         for w in &loaded.warnings {
@@ -32,7 +32,11 @@ impl Node {
         }
         let plan = match crate::lvs_desired::Plan::new(&new) {
             Ok(p) => p,
-            Err(e) => return error!("reload: {e:#}; keeping the running configuration"),
+            Err(e) => {
+                let msg = format!("reload: {e:#}");
+                error!("{msg}; keeping the running configuration");
+                return Err(msg);
+            }
         };
         match &self.lvs {
             Some(l) => l.reload(plan.desired(&self.health)),
@@ -61,6 +65,7 @@ impl Node {
         }
         self.cfg = new.clone();
         *running = new;
+        Ok(())
     }
 
     /// SIGHUP: routes are applied as a diff. Static routes always; an
