@@ -378,9 +378,13 @@ impl Router {
                 inst.group = Some((gid, mid));
             }
         }
+        let states = members
+            .iter()
+            .filter_map(|&m| self.insts.get(m).map(|x| x.fsm.state()))
+            .collect();
         self.groups.push(Group {
             members: members.to_vec(),
-            sync: SyncGroup::new(members.len()),
+            sync: SyncGroup::seeded(states),
             notified: None,
         });
         Ok(gid)

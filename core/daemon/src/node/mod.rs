@@ -58,16 +58,24 @@ struct Inst {
     vips: Vec<Vip>,
     group: Option<usize>,
     last_tx_err: Option<String>,
+    /// Removed by a reload; the slot stays (ids are the router's indices).
+    removed: bool,
 }
 
 /// The daemon's side of one sync group (index = the router's `GroupId`).
 struct Group {
     name: String,
+    /// Dissolved by a reload; the slot stays (ids are the router's indices).
+    removed: bool,
 }
 
 struct Node {
     nl: Netlink,
     socks: Vec<(SockKey, Sock)>,
+    /// Sockets `..listening` have their receive task.
+    listening: usize,
+    /// Where receive tasks send; set once the loop runs.
+    ev_tx: Option<mpsc::UnboundedSender<Ev>>,
     /// Every VRRP protocol decision: instances, sync groups, receive rules.
     router: Router,
     insts: Vec<Inst>,
@@ -145,12 +153,8 @@ pub async fn run(config: Config, path: std::path::PathBuf) -> Result<()> {
         node.checks = crate::health::start(host, &config, &seed, health_tx.clone());
     }
 
-    for (i, (key, sock)) in node.socks.iter().enumerate() {
-        let tx = tx.clone();
-        crate::vrrp_io::spawn_receiver(i, key.clone(), sock.clone(), move |rx| {
-            tx.send(Ev::Vrrp(rx)).is_ok()
-        });
-    }
+    node.ev_tx = Some(tx.clone());
+    node.spawn_receivers();
     {
         let tx = tx.clone();
         tokio::spawn(async move {
@@ -170,7 +174,7 @@ pub async fn run(config: Config, path: std::path::PathBuf) -> Result<()> {
     node.start(Instant::now()).await;
     let mut resync = tokio::time::interval(Duration::from_secs(5));
     resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    info!("lbd running: {} vrrp instance(s)", node.insts.len());
+    info!("lbd running: {} vrrp instance(s)", node.live().len());
 
     loop {
         let deadline = node.router.poll_timeout();
@@ -202,7 +206,7 @@ pub async fn run(config: Config, path: std::path::PathBuf) -> Result<()> {
             }
             _ = sighup.recv() => reloader.request(&path),
             Some(loaded) = reload_rx.recv() => {
-                let outcome = node.reload(&path, loaded, &mut running);
+                let outcome = node.reload(&path, loaded, &mut running).await;
                 let mut detail = serde_json::Map::new();
                 match &outcome {
                     Ok(()) => detail.insert("outcome".into(), "applied".into()),
@@ -235,6 +239,8 @@ impl Node {
         let mut node = Node {
             nl,
             socks: Vec::new(),
+            listening: 0,
+            ev_tx: None,
             router: Router::new(),
             insts: Vec::new(),
             groups: Vec::new(),
@@ -271,23 +277,46 @@ impl Node {
             node.insts.push(inst);
         }
         for sg in &config.sync_groups {
-            let gi = node.groups.len();
-            let mut members = Vec::new();
-            for m in &sg.members {
-                let Some(i) = node.insts.iter().position(|x| &x.cfg.name == m) else {
-                    bail!("sync group {} ({}): unknown instance {m}", sg.name, sg.span);
-                };
-                node.insts[i].group = Some(gi);
-                members.push(i);
-            }
-            node.router
-                .add_sync_group(&members)
-                .with_context(|| format!("sync group {} ({})", sg.name, sg.span))?;
-            node.groups.push(Group {
-                name: sg.name.clone(),
-            });
+            node.add_group(sg)?;
         }
         Ok(node)
+    }
+
+    /// Forms a sync group over running instances.
+    fn add_group(&mut self, sg: &lbd_config::SyncGroup) -> Result<()> {
+        let gi = self.groups.len();
+        let mut members = Vec::new();
+        for m in &sg.members {
+            let Some(i) = self.live_inst(m) else {
+                bail!("sync group {} ({}): unknown instance {m}", sg.name, sg.span);
+            };
+            members.push(i);
+        }
+        self.router
+            .add_sync_group(&members)
+            .with_context(|| format!("sync group {} ({})", sg.name, sg.span))?;
+        for &i in &members {
+            self.insts[i].group = Some(gi);
+        }
+        self.groups.push(Group {
+            name: sg.name.clone(),
+            removed: false,
+        });
+        Ok(())
+    }
+
+    /// The id of the running (not removed) instance `name`.
+    fn live_inst(&self, name: &str) -> Option<usize> {
+        self.insts
+            .iter()
+            .position(|x| !x.removed && x.cfg.name == name)
+    }
+
+    /// Ids of the running instances.
+    fn live(&self) -> Vec<usize> {
+        (0..self.insts.len())
+            .filter(|&i| !self.insts[i].removed)
+            .collect()
     }
 
     /// Netlink events can be lost (ENOBUFS): re-read link state now and
@@ -315,7 +344,7 @@ impl Node {
         // node that is not master must not hold them.
         // Static routes first: keepalived installs them before VRRP starts.
         self.routes.install(STATIC_ROUTES, &self.cfg.static_routes);
-        for i in 0..self.insts.len() {
+        for i in self.live() {
             self.remove_vips(i, true).await;
             // Same for routes; the queue runs this before any install.
             let inst = &self.insts[i].cfg;
@@ -331,7 +360,7 @@ impl Node {
     async fn stop(&mut self) {
         self.router.shutdown(Instant::now());
         self.flush().await;
-        for i in 0..self.insts.len() {
+        for i in self.live() {
             self.remove_vips(i, true).await;
         }
         // Masters' virtual routes were queued for removal by their
@@ -340,7 +369,7 @@ impl Node {
             .remove(STATIC_ROUTES, &self.cfg.static_routes, false);
         self.routes.flush().await;
         // keepalived's notify_stop, instances then groups.
-        for (i, inst) in self.insts.iter().enumerate() {
+        for (i, inst) in self.insts.iter().enumerate().filter(|(_, x)| !x.removed) {
             self.hooks.emit(Transition {
                 kind: EventKind::Instance,
                 name: &inst.cfg.name,
@@ -350,7 +379,7 @@ impl Node {
                 vs: None,
             });
         }
-        for (gi, g) in self.groups.iter().enumerate() {
+        for (gi, g) in self.groups.iter().enumerate().filter(|(_, g)| !g.removed) {
             self.hooks.emit(Transition {
                 kind: EventKind::Group,
                 name: &g.name,

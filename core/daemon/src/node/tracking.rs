@@ -58,7 +58,7 @@ impl Node {
     }
 
     pub(super) fn retrack(&mut self, now: Instant, link: &str) {
-        for i in 0..self.insts.len() {
+        for i in self.live() {
             let cfg = &self.insts[i].cfg;
             let concerned =
                 cfg.interface == link || cfg.track_interfaces.iter().any(|t| t.name == link);
@@ -107,7 +107,7 @@ impl Node {
                 if self.health.on_script(&name, ok).transitions.is_empty() {
                     return;
                 }
-                for i in 0..self.insts.len() {
+                for i in self.live() {
                     let direct = self.insts[i]
                         .cfg
                         .track_scripts

@@ -177,8 +177,15 @@ impl Node {
     }
 
     pub(super) fn send_garp(&mut self, i: usize, count: u32) {
+        let name = self.insts[i].cfg.name.clone();
+        let vips = self.insts[i].vips.clone();
+        self.send_garp_for(&name, &vips, count);
+    }
+
+    /// One burst of GARP / NA for `vips` of instance `name`.
+    pub(super) fn send_garp_for(&mut self, name: &str, vips: &[Vip], count: u32) {
         let mut jobs = Vec::new();
-        for v in &self.insts[i].vips {
+        for v in vips {
             let (Some(s), Some(mac)) = (self.garp.get(&v.ifindex), self.macs.get(&v.ifindex))
             else {
                 continue;
@@ -191,8 +198,13 @@ impl Node {
             });
         }
         self.counters.bump("garp_burst");
-        let name = self.insts[i].cfg.name.clone();
-        crate::vrrp_io::send_garp(name, jobs, count, self.garp_interval, self.gna_interval);
+        crate::vrrp_io::send_garp(
+            name.to_string(),
+            jobs,
+            count,
+            self.garp_interval,
+            self.gna_interval,
+        );
     }
 }
 
