@@ -36,6 +36,11 @@ impl Node {
                 return Err(msg);
             }
         };
+        if let Err(e) = self.reload_plugins(&new).await {
+            let msg = format!("reload: {e:#}");
+            error!("{msg}; keeping the running configuration");
+            return Err(msg);
+        }
         // Resolve every instance against the kernel before changing
         // anything: an interface that vanished refuses the whole reload.
         let mut planned = Vec::new();
@@ -84,6 +89,36 @@ impl Node {
         self.cfg = new.clone();
         *running = new;
         info!("reloaded {}", path.display());
+        Ok(())
+    }
+
+    /// Plugins are re-read (a file that no longer loads keeps its running
+    /// version, reported); the new configuration must name only plugins
+    /// that exist. The first configuration needing plugins starts the host.
+    async fn reload_plugins(&mut self, new: &Config) -> Result<()> {
+        if !tracking::needs_plugins(new) && self.host.is_none() {
+            return Ok(());
+        }
+        crate::plugins::script_security(new)?;
+        match &mut self.host {
+            Some(h) => {
+                let report = h.reload().await.context("re-reading the plugins")?;
+                for r in &report.refused {
+                    warn!("plugin refused: {r}");
+                }
+                for k in &report.kept {
+                    warn!("reload: {k}");
+                    let mut detail = serde_json::Map::new();
+                    detail.insert("outcome".into(), "kept running version".into());
+                    detail.insert("error".into(), k.as_str().into());
+                    self.events.push("plugin", "reload", detail);
+                }
+            }
+            None => self.host = Some(crate::plugins::start(new)?),
+        }
+        if let Some(h) = &self.host {
+            crate::plugins::verify(h, new)?;
+        }
         Ok(())
     }
 

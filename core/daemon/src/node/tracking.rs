@@ -73,14 +73,8 @@ impl Node {
     /// Starts the plugin host when anything needs a plugin, and refuses a
     /// configuration naming a plugin that none of the plugin files provides.
     pub(super) fn start_plugins(&mut self, c: &Config) -> Result<()> {
-        let needed = c
-            .virtual_servers
-            .iter()
-            .any(|vs| vs.real_servers.iter().any(|r| !r.checks.is_empty()))
-            || !c.track_scripts.is_empty()
-            || !c.all_notify_hooks().is_empty();
         self.health = HealthModel::new(c, crate::health::alpha);
-        if !needed {
+        if !needs_plugins(c) {
             return Ok(());
         }
         crate::plugins::script_security(c)?;
@@ -199,4 +193,13 @@ impl Node {
             HealthTransition::ScriptOk { .. } | HealthTransition::ScriptFailed { .. } => {}
         }
     }
+}
+
+/// Whether anything in `c` runs a plugin.
+pub(super) fn needs_plugins(c: &Config) -> bool {
+    c.virtual_servers
+        .iter()
+        .any(|vs| vs.real_servers.iter().any(|r| !r.checks.is_empty()))
+        || !c.track_scripts.is_empty()
+        || !c.all_notify_hooks().is_empty()
 }
