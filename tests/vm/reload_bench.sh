@@ -13,6 +13,7 @@
 # size of a /metrics scrape and of /status, and the RSS before and after 200
 # API requests.
 set -euo pipefail
+[ -n "${BENCH_TRACE:-}" ] && set -x
 [ "${LBD_IN_VM:-}" = 1 ] || { echo "reload_bench.sh runs inside the VM only" >&2; exit 2; }
 lbd="${1:?usage: reload_bench.sh LBD [INSTANCES] [SERVICES]}"
 ni="${2:-100}"
@@ -70,10 +71,12 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 read -r d0 o0 < <(counters)
-tshark -n -i rb1 -f "ip proto 112" -w "$work/vrrp.pcap" >/dev/null 2>&1 &
+tshark -n -i rb1 -f "ip proto 112" -w "$work/vrrp.pcap" >"$work/tshark.log" 2>&1 &
 cap=$!
 ip monitor address dev rb0 >"$work/addr.mon" 2>&1 &
 mon=$!
+# tshark is slow to start under TCG: adverts before "Capturing on" are lost.
+for _ in $(seq 300); do grep -q 'Capturing on' "$work/tshark.log" && break; sleep 0.1; done
 sleep 3
 reload_ms=()
 for r in 1 2 3; do
@@ -89,12 +92,13 @@ for r in 1 2 3; do
   sleep 2
 done
 sleep 2
-kill "$cap" "$mon" 2>/dev/null || true
+kill -INT "$cap" 2>/dev/null || true
+kill "$mon" 2>/dev/null || true
 wait "$cap" "$mon" 2>/dev/null || true
 read -r d1 o1 < <(counters)
 addr_changes="$(grep -c . "$work/addr.mon" || true)"
 transitions="$(grep -c ' -> ' "$work/lbd.log" || true)"
-gap="$(tshark -r "$work/vrrp.pcap" -T fields -e vrrp.virt_rtr_id -e frame.time_epoch 2>/dev/null |
+gap="$({ tshark -r "$work/vrrp.pcap" -T fields -e vrrp.virt_rtr_id -e frame.time_epoch 2>/dev/null || true; } |
   awk '{ if ($1 in p) { d = $2 - p[$1]; if (d > m) m = d } p[$1] = $2; c++ } END { printf "%.1f %d", m * 1000, c }')"
 echo "Reload benchmark: $ni VRRP instances, $ns IPVS services, unchanged file reloaded 3 times (TCG VM)"
 echo "| figure | value |"
@@ -107,7 +111,7 @@ echo "| address changes seen by ip monitor (want 0) | $addr_changes |"
 echo "| instance transitions in the whole run | $transitions (startup: $ni) |"
 echo "| largest advert gap of any instance (interval 1000 ms) | ${gap% *} ms (${gap#* } adverts) |"
 if [ -S "$sock" ] && command -v curl >/dev/null; then
-  scrape() { curl -s --unix-socket "$sock" -o "$work/out" -w '%{time_total} %{size_download}' "http://lbd$1"; }
+  scrape() { curl -s --max-time 20 --unix-socket "$sock" -o "$work/out" -w '%{time_total} %{size_download}' "http://lbd$1"; }
   read -r mt msz < <(scrape /metrics)
   read -r st ssz < <(scrape /status)
   r0="$(rss)"
