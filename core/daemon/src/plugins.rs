@@ -120,6 +120,7 @@ pub fn start(c: &Config) -> Result<Host> {
     }
     for p in &report.loaded {
         info!(
+            plugin = %p.path.display(),
             "plugin {}: checks [{}] notify [{}] discovery [{}]{}",
             p.path.display(),
             p.checks.join(" "),
