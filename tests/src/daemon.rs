@@ -266,6 +266,9 @@ impl Daemon {
                     &c,
                     "--api-socket",
                     sock.to_str().unwrap(),
+                    // Tests read the log; a host with journald must not take it.
+                    "--log-target",
+                    "stderr",
                 ];
                 // Debug level: hostile tests read `drop iface=.. vrid=.. reason=..` lines.
                 // No plugin directory: the bundled plugins are the ones

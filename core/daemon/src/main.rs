@@ -5,6 +5,7 @@ mod cli;
 mod counters;
 mod events;
 mod health;
+mod logging;
 mod lvs;
 mod lvs_desired;
 mod metrics;
@@ -14,13 +15,13 @@ mod pid1;
 mod plugins;
 mod reload;
 mod routes;
+mod service;
 mod setup;
 mod vrrp_io;
 
 use std::process::ExitCode;
 
 use anyhow::Result;
-use tracing_subscriber::EnvFilter;
 
 /// `--check`: the configuration loads, but only after lbd repaired or
 /// ignored something (keepalived's KEEPALIVED_CHK_EXIT_CONFIG_TEST).
@@ -35,17 +36,15 @@ fn main() -> ExitCode {
         }
     };
     let args = match parsed {
-        cli::Parsed::Help => {
-            print!("{}", cli::USAGE);
-            return ExitCode::SUCCESS;
-        }
-        cli::Parsed::Version => {
-            println!("lbd {}", env!("CARGO_PKG_VERSION"));
+        cli::Parsed::Print(text) => {
+            use std::io::Write;
+            // A closed pipe (`lbd --help | head`) is not a panic.
+            let _ = write!(std::io::stdout().lock(), "{text}");
             return ExitCode::SUCCESS;
         }
         cli::Parsed::Run(a) => a,
     };
-    init_logging(args.log_level.as_deref());
+    logging::init(args.log_level(), args.log_target);
     match run(args) {
         Ok(code) => code,
         Err(e) => {
@@ -54,16 +53,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn init_logging(level: Option<&str>) {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(level.unwrap_or("info")));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .init();
 }
 
 fn run(args: cli::Args) -> Result<ExitCode> {

@@ -120,6 +120,8 @@ pub fn start(c: &Config) -> Result<Host> {
     }
     for p in &report.loaded {
         info!(
+            // The name plugin stop and lb.log lines use: the file's stem.
+            plugin = %p.path.file_stem().unwrap_or_default().to_string_lossy(),
             "plugin {}: checks [{}] notify [{}] discovery [{}]{}",
             p.path.display(),
             p.checks.join(" "),

@@ -10,6 +10,7 @@
 
 mod build;
 mod maint;
+mod notify_status;
 mod reload;
 mod tracking;
 mod vrrp;
@@ -175,8 +176,19 @@ pub async fn run(config: Config, path: std::path::PathBuf) -> Result<()> {
     let mut resync = tokio::time::interval(Duration::from_secs(5));
     resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     info!("lbd running: {} vrrp instance(s)", node.live().len());
+    // The first VRRP decisions are taken and IPVS is applied (lvs::start).
+    let mut sd = crate::service::Notifier::from_env();
+    let mut servers = node.servers_up();
+    sd.status(node.status_line(servers));
+    sd.ready();
+    let mut watchdog = sd.watchdog_interval().map(|every| {
+        let mut i = tokio::time::interval(every);
+        i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        i
+    });
 
     loop {
+        sd.stall_if_asked();
         let deadline = node.router.poll_timeout();
         let sleep = async {
             match deadline {
@@ -206,6 +218,7 @@ pub async fn run(config: Config, path: std::path::PathBuf) -> Result<()> {
             }
             _ = sighup.recv() => reloader.request(&path),
             Some(loaded) = reload_rx.recv() => {
+                sd.reloading();
                 let outcome = node.reload(&path, loaded, &mut running).await;
                 let mut detail = serde_json::Map::new();
                 match &outcome {
@@ -214,12 +227,21 @@ pub async fn run(config: Config, path: std::path::PathBuf) -> Result<()> {
                 };
                 node.events.push("reload", &path.display().to_string(), detail);
                 reloader.finished(&path);
+                servers = node.servers_up();
+                // Refused or applied, lbd runs on a configuration again.
+                sd.ready();
             }
             _ = resync.tick() => node.resync_links(Instant::now()).await,
-            Some(h) = health_rx.recv() => node.on_health(Instant::now(), h),
+            Some(h) = health_rx.recv() => {
+                node.on_health(Instant::now(), h);
+                servers = node.servers_up();
+            }
+            _ = notify_status::tick(&mut watchdog) => sd.watchdog(),
         }
         node.flush().await;
+        sd.status(node.status_line(servers));
     }
+    sd.stopping();
     node.stop().await;
     info!("counters: {}", node.counters.render());
     Ok(())

@@ -156,7 +156,7 @@ impl Node {
             HealthTransition::RsUp { id, message } | HealthTransition::RsDown { id, message } => {
                 let up = matches!(t, HealthTransition::RsUp { .. });
                 let (state, what) = if up { ("UP", "up") } else { ("DOWN", "down") };
-                info!("real server {id} is {what} ({message})");
+                info!(vs = id.vs, state, "real server {id} is {what} ({message})");
                 self.counters.bump(if up { "rs_up" } else { "rs_down" });
                 self.hooks.emit(Transition {
                     kind: EventKind::Rs,
@@ -171,14 +171,25 @@ impl Node {
                 id,
                 weight,
                 message,
-            } => info!("real server {id}: weight {weight:?} ({message})"),
+            } => info!(
+                vs = id.vs,
+                "real server {id}: weight {weight:?} ({message})"
+            ),
             HealthTransition::QuorumReached { vs, quorum, live }
             | HealthTransition::QuorumLost { vs, quorum, live } => {
                 let now_up = matches!(t, HealthTransition::QuorumReached { .. });
                 if now_up {
-                    info!("virtual server {vs}: quorum {quorum} reached (live weight {live})");
+                    info!(
+                        vs,
+                        state = "UP",
+                        "virtual server {vs}: quorum {quorum} reached (live weight {live})"
+                    );
                 } else {
-                    warn!("virtual server {vs}: quorum {quorum} lost (live weight {live})");
+                    warn!(
+                        vs,
+                        state = "DOWN",
+                        "virtual server {vs}: quorum {quorum} lost (live weight {live})"
+                    );
                 }
                 self.hooks.emit(Transition {
                     kind: EventKind::Vs,

@@ -33,7 +33,7 @@ impl Node {
                     return;
                 };
                 if let Some(state) = state_name(to) {
-                    info!("VRRP_Group({}) {state}", g.name);
+                    info!(state, "VRRP_Group({}) {state}", g.name);
                     self.hooks.emit(Transition {
                         kind: EventKind::Group,
                         name: &g.name,
@@ -90,8 +90,15 @@ impl Node {
             return;
         };
         info!(
+            instance = inst.cfg.name,
+            vrid = inst.cfg.vrid,
+            state = state_name(to).unwrap_or("INIT"),
             "VRRP_Instance({}) {:?} -> {:?} ({:?}) priority {}",
-            inst.cfg.name, from, to, reason, priority
+            inst.cfg.name,
+            from,
+            to,
+            reason,
+            priority
         );
         self.counters.bump(&format!("state_{to:?}").to_lowercase());
         if let Some(l) = &self.lvs {
@@ -138,7 +145,12 @@ impl Node {
                 self.counters.bump("tx_error");
                 // Log a failure once, not at every advert interval.
                 if inst.last_tx_err.as_deref() != Some(e.as_str()) {
-                    warn!("VRRP_Instance({}) sending advert: {e}", inst.cfg.name);
+                    warn!(
+                        instance = inst.cfg.name,
+                        vrid = inst.cfg.vrid,
+                        "VRRP_Instance({}) sending advert: {e}",
+                        inst.cfg.name
+                    );
                     inst.last_tx_err = Some(e);
                 }
             }
@@ -157,7 +169,10 @@ impl Node {
                     "VIP {}/{} added on {}",
                     v.spec.addr, v.spec.prefix, v.ifname
                 ),
-                Err(e) => error!("VRRP_Instance({}): {e}", self.insts[i].cfg.name),
+                Err(e) => error!(
+                    instance = self.insts[i].cfg.name,
+                    "VRRP_Instance({}): {e}", self.insts[i].cfg.name
+                ),
             }
         }
     }
@@ -170,7 +185,8 @@ impl Node {
                 .await
             {
                 if !quiet {
-                    error!("VRRP_Instance({}): {e}", self.insts[i].cfg.name);
+                    let name = &self.insts[i].cfg.name;
+                    error!(instance = name, "VRRP_Instance({name}): {e}");
                 }
             }
         }

@@ -291,7 +291,10 @@ pub(super) fn current(slot: &Slot, kind: Kind, name: &str) -> Result<(mlua::Lua,
                 slot.generation.set(slot.generation.get() + 1);
             }
             Err(e) => {
-                warn!("plugin {}: rebuild failed: {e}", slot.shared.name);
+                warn!(
+                    plugin = slot.shared.name,
+                    "plugin {}: rebuild failed: {e}", slot.shared.name
+                );
                 *st = None;
                 return Err(format!("plugin {} could not be loaded", slot.shared.name));
             }
