@@ -17,6 +17,7 @@ usage: lbd [-f|--config FILE] [--check] [--api-socket PATH] [--log-level LEVEL]
   -i, --config-id ID    selects keepalived.conf's `@ID` lines (default: the
                         hostname up to its first dot, as keepalived does)
       --api-socket PATH control socket (default /run/lbd/lbd.sock)
+      --metrics-listen ADDR:PORT  also serve /metrics (only) on TCP
       --log-level LEVEL error|warn|info|debug|trace (default info; RUST_LOG wins)
   -D, --log-detail      same as --log-level debug (keepalived's -D)
   -n, --dont-fork, -l, --log-console
@@ -36,6 +37,7 @@ pub struct Args {
     pub convert: bool,
     pub ipvs_status: bool,
     pub api_socket: PathBuf,
+    pub metrics_listen: Option<String>,
     pub log_level: Option<String>,
     pub config_id: Option<String>,
 }
@@ -54,6 +56,7 @@ pub fn parse<I: IntoIterator<Item = String>>(argv: I) -> Result<Parsed, String> 
         convert: false,
         ipvs_status: false,
         api_socket: PathBuf::from("/run/lbd/lbd.sock"),
+        metrics_listen: None,
         log_level: None,
         config_id: None,
     };
@@ -77,6 +80,7 @@ pub fn parse<I: IntoIterator<Item = String>>(argv: I) -> Result<Parsed, String> 
             "--ipvs-status" => args.ipvs_status = true,
             "-i" | "--config-id" => args.config_id = Some(value(&flag)?),
             "--api-socket" => args.api_socket = PathBuf::from(value(&flag)?),
+            "--metrics-listen" => args.metrics_listen = Some(value(&flag)?),
             "--log-level" => args.log_level = Some(value(&flag)?),
             "-D" | "--log-detail" => args.log_level = Some("debug".into()),
             "-n" | "--dont-fork" | "-l" | "--log-console" | "-P" | "--vrrp" => {}

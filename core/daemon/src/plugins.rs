@@ -103,7 +103,19 @@ fn dirs(c: &Config) -> Vec<PathBuf> {
         .collect()
 }
 
-pub fn start(c: &Config) -> Result<Host> {
+/// A loaded plugin file, for `/status`.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PluginFile {
+    /// The file stem: what the host's statistics are keyed by.
+    pub name: String,
+    pub path: String,
+    /// The earlier file of the same name it replaces.
+    pub overrides: Option<String>,
+    pub checks: Vec<String>,
+    pub notifiers: Vec<String>,
+}
+
+pub fn start(c: &Config) -> Result<(Host, Vec<PluginFile>)> {
     let g = &c.global;
     let cfg = HostConfig {
         builtin: BUILTIN,
@@ -131,7 +143,22 @@ pub fn start(c: &Config) -> Result<Host> {
                 .unwrap_or_default()
         );
     }
-    Ok(host)
+    let files = report
+        .loaded
+        .iter()
+        .map(|p| PluginFile {
+            name: p
+                .path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            path: p.path.display().to_string(),
+            overrides: p.overrides.as_ref().map(|o| o.display().to_string()),
+            checks: p.checks.clone(),
+            notifiers: p.notifiers.clone(),
+        })
+        .collect();
+    Ok((host, files))
 }
 
 /// Every check, tracked script and notify hook names a loaded plugin; the
