@@ -753,6 +753,84 @@ mod tests {
         assert_eq!(e.status, StatusCode::NOT_FOUND);
     }
 
+    /// `/ipvs`: kernel entries lbd owns carry its virtual server and
+    /// health; others are marked as not lbd's; wanted but absent ones are listed.
+    #[test]
+    fn ipvs_entries_carry_ownership_and_health() {
+        use crate::node::status::{CheckerStatus, IpvsView, OwnedDest, OwnedService};
+        use lbd_ipvs::{
+            Af, DestKey, DestSpec, Fwd, IpvsCounters, IpvsInfo, IpvsState, Protocol, Service,
+            ServiceKey, ServiceSpec,
+        };
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        let ours = ServiceKey::addr(Protocol::Tcp, ip("10.0.0.1"), 80);
+        let other = ServiceKey::addr(Protocol::Tcp, ip("10.0.0.9"), 80);
+        let absent = ServiceKey::addr(Protocol::Udp, ip("10.0.0.1"), 53);
+        let rs = DestKey::new(ip("10.0.1.1"), 80);
+        let mut state = IpvsState::new();
+        state.insert(
+            Service::new(ours.clone(), ServiceSpec::new("wlc", Af::V4))
+                .with_dest(rs, DestSpec::new(Fwd::Masq, 0)),
+        );
+        state.insert(Service::new(other, ServiceSpec::new("rr", Af::V4)));
+        let view = IpvsView {
+            services: vec![
+                OwnedService {
+                    key: ours,
+                    virtual_server: "10.0.0.1:80".into(),
+                    dests: vec![OwnedDest {
+                        key: rs,
+                        configured_weight: 3,
+                        health: "down",
+                        checkers: vec![CheckerStatus {
+                            plugin: "tcp".into(),
+                            up: Some(false),
+                        }],
+                    }],
+                },
+                OwnedService {
+                    key: absent,
+                    virtual_server: "10.0.0.1:53".into(),
+                    dests: vec![],
+                },
+            ],
+        };
+        let info = IpvsInfo {
+            version: 0x010201,
+            conn_tab_size: 4096,
+        };
+        let v = ipvs_json(&view, &info, &state, &IpvsCounters::default());
+        assert_eq!(v["version"], "1.2.1");
+        let svcs = v["services"].as_array().unwrap();
+        assert_eq!(svcs.len(), 2);
+        let o = svcs
+            .iter()
+            .find(|s| s["service"] == "TCP 10.0.0.1:80")
+            .unwrap();
+        assert_eq!(
+            (&o["owner"], &o["virtual_server"]),
+            (&json!("lbd"), &json!("10.0.0.1:80"))
+        );
+        let d = &o["dests"][0];
+        assert_eq!(d["weight"], 0);
+        assert_eq!(d["configured_weight"], 3);
+        assert_eq!(d["health"], "down");
+        assert_eq!(d["checkers"][0]["up"], false);
+        let x = svcs
+            .iter()
+            .find(|s| s["service"] == "TCP 10.0.0.9:80")
+            .unwrap();
+        assert_eq!(
+            (&x["owner"], &x["virtual_server"]),
+            (&json!("other"), &Value::Null)
+        );
+        assert_eq!(v["missing"][0]["service"], "UDP 10.0.0.1:53");
+        assert!(v["ipvsadm"]
+            .as_str()
+            .unwrap()
+            .contains("TCP  10.0.0.1:80 wlc"));
+    }
+
     async fn body_text(r: Response<Body>) -> String {
         let b = r.into_body().collect().await.unwrap().to_bytes();
         String::from_utf8(b.to_vec()).unwrap()
