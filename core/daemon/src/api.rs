@@ -753,6 +753,45 @@ mod tests {
         assert_eq!(e.status, StatusCode::NOT_FOUND);
     }
 
+    /// Over a real connection: a follower that hangs up is noticed at
+    /// once, not at the next event (no task left behind per client).
+    #[tokio::test]
+    async fn follower_hanging_up_is_noticed_without_new_events() {
+        let log = EventLog::new(8);
+        log.push("test", "old", serde_json::Map::new());
+        let (control, _rx) = mpsc::channel(1);
+        let shared = Arc::new(Shared {
+            events: log.clone(),
+            metrics: Metrics::new(),
+            control,
+        });
+        let (server, client) = tokio::net::UnixStream::pair().unwrap();
+        connection(server, shared, Scope::All);
+        let (mut tx, conn) = hyper::client::conn::http1::handshake(TokioIo::new(client))
+            .await
+            .unwrap();
+        let conn = tokio::spawn(conn);
+        let req = Request::get("/events?follow=1")
+            .body(http_body_util::Empty::<Bytes>::new())
+            .unwrap();
+        let resp = tx.send_request(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let mut body = resp.into_body();
+        let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert!(String::from_utf8_lossy(&first).contains("\"old\""));
+        assert_eq!(log.followers(), 1);
+        drop(body);
+        drop(tx);
+        conn.abort();
+        let gone = tokio::time::timeout(Duration::from_secs(5), async {
+            while log.followers() > 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
+        assert!(gone.is_ok(), "the follower outlived its client");
+    }
+
     /// `/ipvs`: kernel entries lbd owns carry its virtual server and
     /// health; others are marked as not lbd's; wanted but absent ones are listed.
     #[test]
