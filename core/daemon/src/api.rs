@@ -251,6 +251,24 @@ fn flag(v: Option<&&str>) -> bool {
     matches!(v, Some(&("" | "1" | "true" | "yes")))
 }
 
+/// `%XX` escapes of a path segment (lbctl escapes instance names).
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 fn route(method: &Method, path: &str, query: Option<&str>, scope: Scope) -> Result<Route, Failure> {
     let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let (route, allow) = match segs.as_slice() {
@@ -280,7 +298,12 @@ fn route(method: &Method, path: &str, query: Option<&str>, scope: Scope) -> Resu
         }
         ["instance", name, action @ ("demote" | "promote")] if !name.is_empty() => (
             Route::Maintenance {
-                name: name.to_string(),
+                name: percent_decode(name).ok_or_else(|| {
+                    fail(
+                        StatusCode::BAD_REQUEST,
+                        format!("{path}: bad %-escape in the instance name"),
+                    )
+                })?,
                 demote: *action == "demote",
             },
             "POST",
@@ -716,6 +739,13 @@ mod tests {
             })
         );
         assert_eq!(
+            r(Method::POST, "/instance/VI%201%2Fx/demote", None),
+            Ok(Route::Maintenance {
+                name: "VI 1/x".into(),
+                demote: true
+            })
+        );
+        assert_eq!(
             r(Method::POST, "/instance/VI_1/promote", None),
             Ok(Route::Maintenance {
                 name: "VI_1".into(),
@@ -742,6 +772,8 @@ mod tests {
             (e.status, e.allow),
             (StatusCode::METHOD_NOT_ALLOWED, Some("GET"))
         );
+        let e = r(Method::POST, "/instance/a%2/demote", None).unwrap_err();
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
         let e = r(Method::GET, "/events", Some("since=x")).unwrap_err();
         assert_eq!(e.status, StatusCode::BAD_REQUEST);
         // The TCP listener serves /metrics and nothing else.

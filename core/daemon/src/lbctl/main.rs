@@ -214,6 +214,18 @@ impl Client {
     }
 }
 
+/// A path segment: every byte but RFC 3986's unreserved ones as `%XX`.
+fn escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 async fn remote(sock: &Path, cmd: Cmd) -> Outcome {
     let c = Client { sock: sock.into() };
     let mut out = std::io::stdout().lock();
@@ -250,13 +262,16 @@ async fn remote(sock: &Path, cmd: Cmd) -> Outcome {
             Err(e) => return Err(e),
         },
         Cmd::Demote { name } => {
-            c.json(Method::POST, &format!("/instance/{name}/demote"))
+            c.json(Method::POST, &format!("/instance/{}/demote", escape(&name)))
                 .await?;
             let _ = writeln!(out, "{name} demoted");
         }
         Cmd::Promote { name } => {
-            c.json(Method::POST, &format!("/instance/{name}/promote"))
-                .await?;
+            c.json(
+                Method::POST,
+                &format!("/instance/{}/promote", escape(&name)),
+            )
+            .await?;
             let _ = writeln!(out, "{name} promoted");
         }
         Cmd::Metrics => {
@@ -338,4 +353,13 @@ async fn events(c: &Client, since: u64, follow: bool, json: bool) -> Outcome {
         }
     }
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn instance_names_are_escaped() {
+        assert_eq!(super::escape("VI_1"), "VI_1");
+        assert_eq!(super::escape("VI 1/x%"), "VI%201%2Fx%25");
+    }
 }
