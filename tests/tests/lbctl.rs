@@ -414,3 +414,48 @@ fn every_command_against_a_running_lbd() {
     one_line_error(&lbctl(&sock, &["status"]), 2, "lbd is not running");
     one_line_error(&lbctl(&sock, &["reload"]), 2, "lbd is not running");
 }
+
+/// Sync groups: their members and the state the group last reached, in
+/// the JSON and in the table; each member names its group.
+#[test]
+fn status_shows_sync_groups() {
+    let lab = lab_for("lbctl-groups", &[Kind::Lbd]);
+    let a = lab.node("a");
+    let vi2 = Instance {
+        name: "VI_2".into(),
+        vrid: 52,
+        vips: vec!["10.0.0.101/24".into()],
+        ..Instance::v2(150)
+    };
+    let conf = format!(
+        "{}{}{}vrrp_sync_group G1 {{\n    group {{\n        VI_1\n        VI_2\n    }}\n}}\n",
+        global_defs("a"),
+        Instance::v2(150).block(),
+        vi2.block()
+    );
+    let da = Daemon::start(&lab, Kind::Lbd, &a, &conf);
+    let sock = da.api_socket.clone().unwrap();
+    assert!(
+        wait_until(ELECTION, || lbctl(&sock, &["status"]).status.success()
+            && status_json(&sock)["sync_groups"][0]["state"] == "MASTER"),
+        "the group never reached MASTER:\n{}",
+        da.log()
+    );
+    let v = status_json(&sock);
+    let g = &v["sync_groups"][0];
+    assert_eq!(g["name"], "G1", "{g}");
+    assert_eq!(g["members"], serde_json::json!(["VI_1", "VI_2"]), "{g}");
+    for i in v["instances"].as_array().unwrap() {
+        assert_eq!(i["sync_group"], "G1", "{i}");
+        assert_eq!(i["state"], "MASTER", "{i}");
+    }
+    let o = lbctl(&sock, &["status"]);
+    let text = stdout(&o);
+    let row: Vec<&str> = text
+        .lines()
+        .find(|l| l.starts_with("G1 "))
+        .unwrap_or_else(|| panic!("no G1 row:\n{text}"))
+        .split_whitespace()
+        .collect();
+    assert_eq!(row, ["G1", "MASTER", "VI_1", "VI_2"], "{text}");
+}

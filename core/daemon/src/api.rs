@@ -26,7 +26,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::{json, Value};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{debug, info, warn};
@@ -144,47 +144,48 @@ enum Scope {
     MetricsOnly,
 }
 
-/// Starts serving; errors accepting a connection are logged, not fatal.
-pub fn serve(l: Listeners, shared: Shared) {
+/// Starts serving (inside the runtime); errors accepting a connection are
+/// logged, not fatal.
+pub fn serve(l: Listeners, shared: Shared) -> Result<()> {
     let shared = Arc::new(shared);
-    match l
-        .api
+    l.api
         .set_nonblocking(true)
-        .map(|()| tokio::net::UnixListener::from_std(l.api))
+        .context("control socket: setting it non-blocking")?;
+    let api = tokio::net::UnixListener::from_std(l.api).context("control socket")?;
+    let metrics = match l.metrics {
+        Some(m) => {
+            let addr = m.local_addr().map(|a| a.to_string()).unwrap_or_default();
+            m.set_nonblocking(true)
+                .with_context(|| format!("--metrics-listen {addr}: setting it non-blocking"))?;
+            let m = tokio::net::TcpListener::from_std(m)
+                .with_context(|| format!("--metrics-listen {addr}"))?;
+            info!("serving /metrics on {addr}");
+            Some(m)
+        }
+        None => None,
+    };
     {
-        Ok(Ok(api)) => {
-            let shared = shared.clone();
-            tokio::spawn(async move {
-                loop {
-                    match api.accept().await {
-                        Ok((s, _)) => connection(s, shared.clone(), Scope::All),
-                        Err(e) => accept_failed(e, "the API socket").await,
-                    }
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            loop {
+                match api.accept().await {
+                    Ok((s, _)) => connection(s, shared.clone(), Scope::All),
+                    Err(e) => accept_failed(e, "the control socket").await,
                 }
-            });
-        }
-        Ok(Err(e)) | Err(e) => warn!("control API not served: {e}"),
-    }
-    if let Some(m) = l.metrics {
-        let addr = m.local_addr().map(|a| a.to_string()).unwrap_or_default();
-        match m
-            .set_nonblocking(true)
-            .map(|()| tokio::net::TcpListener::from_std(m))
-        {
-            Ok(Ok(m)) => {
-                info!("serving /metrics on {addr}");
-                tokio::spawn(async move {
-                    loop {
-                        match m.accept().await {
-                            Ok((s, _)) => connection(s, shared.clone(), Scope::MetricsOnly),
-                            Err(e) => accept_failed(e, "--metrics-listen").await,
-                        }
-                    }
-                });
             }
-            Ok(Err(e)) | Err(e) => warn!("--metrics-listen {addr} not served: {e}"),
-        }
+        });
     }
+    if let Some(m) = metrics {
+        tokio::spawn(async move {
+            loop {
+                match m.accept().await {
+                    Ok((s, _)) => connection(s, shared.clone(), Scope::MetricsOnly),
+                    Err(e) => accept_failed(e, "--metrics-listen").await,
+                }
+            }
+        });
+    }
+    Ok(())
 }
 
 /// EMFILE and the like: say so and back off instead of spinning.
@@ -192,6 +193,9 @@ async fn accept_failed(e: std::io::Error, what: &str) {
     warn!("accepting on {what}: {e}");
     tokio::time::sleep(Duration::from_millis(100)).await;
 }
+
+/// How long a connection may take to send a request's headers.
+const HEADER_WAIT: Duration = Duration::from_secs(10);
 
 fn connection<S>(stream: S, shared: Arc<Shared>, scope: Scope)
 where
@@ -202,7 +206,11 @@ where
             let shared = shared.clone();
             async move { Ok::<_, Infallible>(handle(&shared, req, scope).await) }
         });
+        // A client that connects and sends nothing (the TCP listener is
+        // reachable from the network) is dropped after HEADER_WAIT.
         if let Err(e) = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_WAIT)
             .serve_connection(TokioIo::new(stream), svc)
             .await
         {

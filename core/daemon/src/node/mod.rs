@@ -149,7 +149,7 @@ pub async fn run(
             metrics: node.metrics.clone(),
             control: control_tx,
         },
-    );
+    )?;
     let (health_tx, mut health_rx) = mpsc::unbounded_channel::<HealthEv>();
     node.health_tx = Some(health_tx.clone());
     node.start_plugins(&config)?;
