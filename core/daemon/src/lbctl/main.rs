@@ -30,6 +30,9 @@ struct Cli {
     /// lbd's control socket.
     #[arg(long, global = true, default_value = "/run/lbd/lbd.sock")]
     socket: PathBuf,
+    /// Seconds to wait for lbd's answer (0: no limit); `events -f` is not limited.
+    #[arg(long, global = true, default_value_t = 60)]
+    timeout: u64,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -101,7 +104,7 @@ fn main() -> ExitCode {
             .enable_all()
             .build()
         {
-            Ok(rt) => rt.block_on(remote(&cli.socket, cmd)),
+            Ok(rt) => rt.block_on(limited(&cli.socket, cli.timeout, cmd)),
             Err(e) => Err(Stop::Failed(format!("starting the runtime: {e}"))),
         },
     };
@@ -224,6 +227,21 @@ fn escape(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// `remote` within `secs`: a stuck lbd is reported, not waited for forever.
+async fn limited(sock: &Path, secs: u64, cmd: Cmd) -> Outcome {
+    let follow = matches!(cmd, Cmd::Events { follow: true, .. });
+    if secs == 0 || follow {
+        return remote(sock, cmd).await;
+    }
+    tokio::time::timeout(std::time::Duration::from_secs(secs), remote(sock, cmd))
+        .await
+        .unwrap_or_else(|_| {
+            Err(Stop::Unreachable(format!(
+                "lbd did not answer within {secs} s (see its log; --timeout changes the wait)"
+            )))
+        })
 }
 
 async fn remote(sock: &Path, cmd: Cmd) -> Outcome {
