@@ -32,6 +32,14 @@ pub fn lbd_path() -> PathBuf {
     }
 }
 
+/// lbctl, built beside lbd: `LBCTL_BIN`, else next to [`lbd_path`].
+pub fn lbctl_path() -> PathBuf {
+    match std::env::var_os("LBCTL_BIN") {
+        Some(p) => PathBuf::from(p),
+        None => lbd_path().with_file_name("lbctl"),
+    }
+}
+
 /// The lbd binary when it is usable for lab tests, else None with a printed
 /// reason. "Usable" = it exists and its `--help` mentions `--api-socket`
 /// (the placeholder `fn main() {}` binary does not).
@@ -218,6 +226,11 @@ pub struct Daemon {
 impl Daemon {
     /// Start `kind` in `node` with `conf` (keepalived.conf text).
     pub fn start(lab: &Lab, kind: Kind, node: &Node, conf: &str) -> Daemon {
+        Daemon::start_with(lab, kind, node, conf, &[])
+    }
+
+    /// `start`, with lbd given `extra` arguments (e.g. `--metrics-listen`).
+    pub fn start_with(lab: &Lab, kind: Kind, node: &Node, conf: &str, extra: &[&str]) -> Daemon {
         let tag = format!("{}-{}", node.name, kind.label());
         // lbd reads a `.toml` file as its own syntax, anything else as keepalived.conf.
         let ext = if conf.trim_start().starts_with('[') {
@@ -260,7 +273,7 @@ impl Daemon {
             Kind::Lbd => {
                 let bin = lbd_path();
                 let sock = lab.path(&format!("{tag}.sock"));
-                let argv = [
+                let mut argv = vec![
                     bin.to_str().unwrap(),
                     "-f",
                     &c,
@@ -270,6 +283,7 @@ impl Daemon {
                     "--log-target",
                     "stderr",
                 ];
+                argv.extend_from_slice(extra);
                 // Debug level: hostile tests read `drop iface=.. vrid=.. reason=..` lines.
                 // No plugin directory: the bundled plugins are the ones
                 // compiled into lbd, as on a node where only the binary is

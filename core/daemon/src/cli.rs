@@ -53,6 +53,9 @@ pub struct Args {
     /// Control socket
     #[arg(long, value_name = "PATH", default_value = "/run/lbd/lbd.sock")]
     pub api_socket: PathBuf,
+    /// Also serve /metrics (only) on TCP, for Prometheus
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics_listen: Option<String>,
     /// error|warn|info|debug|trace, or a tracing filter (default info;
     /// RUST_LOG wins)
     #[arg(long, value_name = "LEVEL")]

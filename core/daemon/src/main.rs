@@ -2,6 +2,7 @@
 
 mod api;
 mod cli;
+mod control;
 mod counters;
 mod events;
 mod health;
@@ -11,6 +12,7 @@ mod lvs_desired;
 mod metrics;
 mod node;
 mod notify;
+mod offline;
 mod pid1;
 mod plugins;
 mod reload;
@@ -22,10 +24,6 @@ mod vrrp_io;
 use std::process::ExitCode;
 
 use anyhow::Result;
-
-/// `--check`: the configuration loads, but only after lbd repaired or
-/// ignored something (keepalived's KEEPALIVED_CHK_EXIT_CONFIG_TEST).
-const EXIT_REPAIRED: u8 = 5;
 
 fn main() -> ExitCode {
     let parsed = match cli::parse(std::env::args().skip(1)) {
@@ -64,56 +62,29 @@ fn run(args: cli::Args) -> Result<ExitCode> {
     let path = setup::config_path(args.config.as_deref())?;
     let loaded = setup::load_config(&path)?;
     if args.check {
-        // write! rather than println!: a closed pipe (`lbd --check | head`) is not a panic.
-        use std::io::Write;
-        let mut out = std::io::stdout().lock();
-        for w in &loaded.warnings {
-            let _ = writeln!(out, "{w}");
-        }
-        let repaired = loaded
-            .warnings
-            .iter()
-            .filter(|w| w.kind == lbd_config::WarningKind::Repaired)
-            .count();
-        let _ = writeln!(
-            out,
-            "{}: {} ({} vrrp instance(s), {} sync group(s), {} virtual server(s), {} warning(s), {} repaired or ignored)",
-            path.display(),
-            if repaired == 0 { "ok" } else { "loads with repairs" },
-            loaded.config.instances.len(),
-            loaded.config.sync_groups.len(),
-            loaded.config.virtual_servers.len(),
-            loaded.warnings.len(),
-            repaired,
-        );
-        // keepalived -t exits 5 when it had to repair the configuration.
-        return Ok(ExitCode::from(if repaired == 0 {
-            0
-        } else {
-            EXIT_REPAIRED
-        }));
+        return Ok(ExitCode::from(offline::check(
+            &path,
+            &loaded,
+            &mut std::io::stdout().lock(),
+        )));
     }
     if args.convert {
-        // The TOML keeps them as comments; the operator hears of them here.
-        for s in &loaded.config.skipped_checks {
-            eprintln!(
-                "lbd: {}: warning: {} is not converted (lbd does not run it): the real server is treated as up",
-                s.span, s.kind
-            );
-        }
-        use std::io::Write;
-        let toml = lbd_config::to_toml(&loaded.config).map_err(|e| {
-            anyhow::anyhow!("--convert: cannot write the configuration as TOML: {e}")
-        })?;
-        let _ = write!(std::io::stdout().lock(), "{toml}");
+        offline::convert(
+            "lbd",
+            &loaded,
+            &mut std::io::stdout().lock(),
+            &mut std::io::stderr(),
+        )?;
         return Ok(ExitCode::SUCCESS);
     }
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }
     lbd_sys::check_privileges()?;
-    let _api = api::ApiSocket::reserve(&args.api_socket)?;
-    with_runtime(node::run(loaded.config, path))?;
+    let api = api::ApiSocket::reserve(&args.api_socket)?;
+    let listeners = api::Listeners::bind(&api, args.metrics_listen.as_deref())?;
+    with_runtime(node::run(loaded.config, path, listeners))?;
+    drop(api);
     Ok(ExitCode::SUCCESS)
 }
 

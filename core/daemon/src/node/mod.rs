@@ -12,6 +12,7 @@ mod build;
 mod maint;
 mod notify_status;
 mod reload;
+pub mod status;
 mod tracking;
 mod vrrp;
 
@@ -115,8 +116,12 @@ struct Node {
     /// The one event stream (see `crate::events`); the API reads it.
     events: crate::events::EventLog,
     /// Prometheus metrics; the API scrapes them.
-    #[allow(dead_code)] // read by the API
     metrics: crate::metrics::Metrics,
+    /// Per instance name: what `/status` shows beyond the router's state.
+    seen: HashMap<String, status::Seen>,
+    /// The plugin files loaded, for `/status`.
+    plugin_files: Vec<crate::plugins::PluginFile>,
+    config_path: std::path::PathBuf,
 }
 
 /// How route logs name a set of routes.
@@ -126,7 +131,11 @@ fn route_owner(instance: &str) -> String {
     format!("VRRP_Instance({instance})")
 }
 
-pub async fn run(config: Config, path: std::path::PathBuf) -> Result<()> {
+pub async fn run(
+    config: Config,
+    path: std::path::PathBuf,
+    api: crate::api::Listeners,
+) -> Result<()> {
     // Before any slow start-up work: a signal arriving during it must not
     // take its default action (terminate, without cleanup).
     let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
@@ -140,6 +149,16 @@ pub async fn run(config: Config, path: std::path::PathBuf) -> Result<()> {
         .context("opening the netlink connection")?;
     let (tx, mut rx) = mpsc::unbounded_channel::<Ev>();
     let mut node = Node::build(nl, &config).await?;
+    node.config_path = path.clone();
+    let (control_tx, mut control_rx) = mpsc::channel(64);
+    crate::api::serve(
+        api,
+        crate::api::Shared {
+            events: node.events.clone(),
+            metrics: node.metrics.clone(),
+            control: control_tx,
+        },
+    )?;
     let (health_tx, mut health_rx) = mpsc::unbounded_channel::<HealthEv>();
     node.health_tx = Some(health_tx.clone());
     node.start_plugins(&config)?;
@@ -170,6 +189,7 @@ pub async fn run(config: Config, path: std::path::PathBuf) -> Result<()> {
     let mut running = config.clone();
     let (reload_tx, mut reload_rx) = mpsc::unbounded_channel();
     let mut reloader = crate::setup::Reloader::new(reload_tx);
+    let mut reload_waiters = crate::control::ReloadWaiters::default();
 
     node.install_no_accept()?;
     node.start(Instant::now()).await;
@@ -225,12 +245,20 @@ pub async fn run(config: Config, path: std::path::PathBuf) -> Result<()> {
                     Ok(()) => detail.insert("outcome".into(), "applied".into()),
                     Err(e) => detail.insert("error".into(), e.as_str().into()),
                 };
-                node.events.push("reload", &path.display().to_string(), detail);
+                let ev = node.events.push("reload", &path.display().to_string(), detail);
                 reloader.finished(&path);
                 servers = node.servers_up();
                 // Refused or applied, lbd runs on a configuration again.
                 sd.ready();
+                let reply = outcome.map(|()| crate::control::ReloadDone { event: ev.seq });
+                reload_waiters.finished(&reply, reloader.busy());
             }
+            Some(req) = control_rx.recv() => match req {
+                crate::control::Request::Reload(reply) => {
+                    reload_waiters.request(reply, &mut reloader, &path);
+                }
+                req => node.on_control(Instant::now(), req),
+            },
             _ = resync.tick() => node.resync_links(Instant::now()).await,
             Some(h) = health_rx.recv() => {
                 node.on_health(Instant::now(), h);
@@ -286,6 +314,9 @@ impl Node {
             routes,
             events: crate::events::EventLog::new(crate::events::DEFAULT_CAPACITY),
             metrics: crate::metrics::Metrics::new(),
+            seen: HashMap::new(),
+            plugin_files: Vec::new(),
+            config_path: std::path::PathBuf::new(),
         };
         for l in node.nl.links().await.context("listing links")? {
             node.links.insert(l.name.clone(), l.up);

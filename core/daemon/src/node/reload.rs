@@ -103,18 +103,28 @@ impl Node {
         match &mut self.host {
             Some(h) => {
                 let report = h.reload().await.context("re-reading the plugins")?;
-                for r in &report.refused {
-                    warn!("plugin refused: {r}");
-                }
-                for k in &report.kept {
-                    warn!("reload: {k}");
+                crate::plugins::log_report(&report);
+                let mut files = crate::plugins::files(&report);
+                for (name, line) in &report.kept {
+                    warn!(plugin = %name, "reload: {line}");
+                    files.extend(
+                        self.plugin_files
+                            .iter()
+                            .filter(|f| &f.name == name)
+                            .cloned(),
+                    );
                     let mut detail = serde_json::Map::new();
                     detail.insert("outcome".into(), "kept running version".into());
-                    detail.insert("error".into(), k.as_str().into());
-                    self.events.push("plugin", "reload", detail);
+                    detail.insert("error".into(), line.as_str().into());
+                    self.events.push("plugin", name, detail);
                 }
+                self.plugin_files = files;
             }
-            None => self.host = Some(crate::plugins::start(new)?),
+            None => {
+                let (host, files) = crate::plugins::start(new)?;
+                self.host = Some(host);
+                self.plugin_files = files;
+            }
         }
         if let Some(h) = &self.host {
             crate::plugins::verify(h, new)?;

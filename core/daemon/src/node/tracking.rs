@@ -11,19 +11,31 @@ impl Node {
 
     /// Fault and priority adjustment from tracked interfaces (keepalived
     /// track_interface: weight 0 = fault; negative weight applies while
-    /// down, positive while up).
+    /// down, positive while up) and tracked scripts.
     pub(super) fn tracking(&self, i: usize) -> (bool, i32) {
+        self.tracking_items(i)
+            .iter()
+            .fold((false, 0), |(f, a), t| (f || t.fault, a + t.adjust))
+    }
+
+    /// Each tracked object of instance `i` and what it does to it now
+    /// (`tracking` sums these; `/status` shows them).
+    pub(super) fn tracking_items(&self, i: usize) -> Vec<status::Track> {
         let cfg = &self.insts[i].cfg;
-        let mut fault = !cfg.dont_track_primary && !self.link_up(&cfg.interface);
-        let mut adj = 0;
+        let mut out = Vec::new();
+        if !cfg.dont_track_primary {
+            let up = self.link_up(&cfg.interface);
+            out.push(status::Track::interface(&cfg.interface, 0, up, !up, 0));
+        }
         for t in &cfg.track_interfaces {
             let up = self.link_up(&t.name);
-            match t.weight {
-                0 if !up => fault = true,
-                w if w < 0 && !up => adj += w,
-                w if w > 0 && up => adj += w,
-                _ => {}
-            }
+            let (fault, adj) = match t.weight {
+                0 if !up => (true, 0),
+                w if w < 0 && !up => (false, w),
+                w if w > 0 && up => (false, w),
+                _ => (false, 0),
+            };
+            out.push(status::Track::interface(&t.name, t.weight, up, fault, adj));
         }
         // keepalived applies a sync group's track_script to every member.
         let group_refs = self.insts[i]
@@ -50,11 +62,10 @@ impl Node {
                 Some(w) => (w, r.reverse),
                 None => (script.weight, script.weight_reverse),
             };
-            let (f, a) = lbd_health::script_effect(weight, reverse, ok);
-            fault |= f;
-            adj += a;
+            let (fault, adj) = lbd_health::script_effect(weight, reverse, ok);
+            out.push(status::Track::script(&r.name, weight, ok, fault, adj));
         }
-        (fault, adj)
+        out
     }
 
     pub(super) fn retrack(&mut self, now: Instant, link: &str) {
@@ -78,7 +89,8 @@ impl Node {
             return Ok(());
         }
         crate::plugins::script_security(c)?;
-        let host = crate::plugins::start(c)?;
+        let (host, files) = crate::plugins::start(c)?;
+        self.plugin_files = files;
         crate::plugins::verify(&host, c)?;
         self.track_health_of(c);
         self.hooks = Hooks::new(&host, c);

@@ -53,7 +53,11 @@ impl Node {
                 self.groups.get(group).map_or("?", |g| g.name.as_str()),
                 self.inst_name(instance)
             ),
-            VrrpEvent::Accepted { .. } => self.counters.bump("rx_advert"),
+            VrrpEvent::Accepted { instance, src } => {
+                self.counters.bump("rx_advert");
+                let t = std::time::SystemTime::now();
+                self.see(instance, |s| s.master = Some((src, t)));
+            }
             VrrpEvent::Dropped { socket, error, .. } => {
                 let iface = self.socks.get(socket).map_or("", |(k, _)| k.ifname.as_str());
                 let reason = error.reason.as_str();
@@ -86,6 +90,14 @@ impl Node {
         reason: lbd_vrrp::instance::Reason,
         priority: u8,
     ) {
+        let last = status::LastTransition {
+            from: state_name(from).unwrap_or("INIT"),
+            to: state_name(to).unwrap_or("INIT"),
+            reason: format!("{reason:?}"),
+            priority,
+            time_ms: status::unix_ms(std::time::SystemTime::now()),
+        };
+        self.see(i, |s| s.last_transition = Some(last));
         let Some(inst) = self.insts.get(i) else {
             return;
         };

@@ -36,8 +36,8 @@ pub struct LoadReport {
     /// One line each: the path and why.
     pub refused: Vec<String>,
     /// On a reload: plugins whose new file did not load and whose running
-    /// version carries on, one line each (name, path kept, why).
-    pub kept: Vec<String>,
+    /// version carries on: the name, and a line saying which file and why.
+    pub kept: Vec<(String, String)>,
 }
 
 #[derive(Debug)]
@@ -126,10 +126,11 @@ pub(super) fn reload_all(
             }
         }
         reg.slots.push(slot.clone());
-        report.kept.push(format!(
+        let line = format!(
             "plugin {stem}: the new file did not load ({why}); keeping the running version from {}",
             slot.shared.path.display()
-        ));
+        );
+        report.kept.push((stem, line));
     }
     (reg, report)
 }
