@@ -8,7 +8,6 @@ use super::*;
 impl Node {
     /// Demote (`on`) or promote the instance `name`. `Err` is the text the
     /// API returns (unknown instance).
-    #[allow(dead_code)] // called by the API
     pub(super) fn set_demoted(&mut self, now: Instant, name: &str, on: bool) -> Result<(), String> {
         let Some(i) = self.live_inst(name) else {
             return Err(format!("no vrrp instance named {name}"));
