@@ -95,9 +95,9 @@ struct Node {
     lvs: Option<LvsHandle>,
     /// The latest configuration: health changes recompute IPVS from it.
     cfg: Config,
-    /// The configuration the VRRP side runs on until lbd restarts: a reload
-    /// does not reach the instances, so their tracking (script weights,
-    /// sync-group references) must not read the new one either.
+    /// The configuration the VRRP side runs on: tracking (script weights,
+    /// sync-group references) reads it. A reload replaces it in the same
+    /// step as it reconfigures the instances, never before.
     vrrp_cfg: Config,
     /// Generation of the running checks; a reload starts the next one.
     health_gen: u64,
