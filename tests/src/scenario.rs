@@ -29,6 +29,22 @@ pub fn wait_sole_holder(
     })
 }
 
+/// Assert that `want` becomes the sole holder of `vip` on eth0 within
+/// [`ELECTION`]; `what` names the moment in the failure message.
+pub fn expect_holder_of(lab: &Lab, nodes: &[&Node], want: &Node, vip: &str, what: &str) {
+    assert!(
+        wait_sole_holder(lab, nodes, want, "eth0", vip, ELECTION),
+        "{what}: {} should hold {vip}; {}",
+        want.name,
+        describe(lab, nodes, "eth0", vip)
+    );
+}
+
+/// [`expect_holder_of`] the lab's VIP.
+pub fn expect_holder(lab: &Lab, nodes: &[&Node], want: &Node, what: &str) {
+    expect_holder_of(lab, nodes, want, crate::VIP4, what);
+}
+
 /// True if `cond` holds at every poll during `window`: used to check that a
 /// state is stable (e.g. no failback), not to synchronise.
 pub fn holds_for(window: Duration, mut cond: impl FnMut() -> bool) -> bool {

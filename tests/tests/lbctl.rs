@@ -11,8 +11,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use lbd_tests::daemon::{global_defs, lbctl_path, lbd_path};
-use lbd_tests::scenario::{describe, wait_sole_holder, ELECTION};
-use lbd_tests::{lab_for, wait_until, Daemon, Instance, Kind, Lab, Node, VIP4};
+use lbd_tests::scenario::{expect_holder, ELECTION};
+use lbd_tests::{lab_for, wait_until, Daemon, Instance, Kind, VIP4};
 use serde_json::Value;
 
 /// lbd at 150 tracking `chk` (passes while `flag` exists), weight -60:
@@ -77,15 +77,6 @@ fn table_row(sock: &Path) -> (Vec<String>, String) {
         .map(str::to_string)
         .collect();
     (row, text)
-}
-
-fn expect_holder(lab: &Lab, nodes: &[&Node], want: &Node, what: &str) {
-    assert!(
-        wait_sole_holder(lab, nodes, want, "eth0", VIP4, ELECTION),
-        "{what}: {} should hold the VIP; {}",
-        want.name,
-        describe(lab, nodes, "eth0", VIP4)
-    );
 }
 
 /// Exactly one line on stderr containing `want`, nothing on stdout.

@@ -11,9 +11,9 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use lbd_tests::daemon::lbctl_path;
-use lbd_tests::scenario::{describe, holds_for, wait_sole_holder, ELECTION};
+use lbd_tests::scenario::{describe, expect_holder, holds_for, ELECTION};
 use lbd_tests::watch::AddrWatch;
-use lbd_tests::{lab_for, wait_until, Daemon, Instance, Kind, Lab, Node, VIP4};
+use lbd_tests::{lab_for, wait_until, Daemon, Instance, Kind, VIP4};
 use serde_json::Value;
 
 fn lbctl(sock: &Path, args: &[&str]) -> Output {
@@ -38,15 +38,6 @@ fn demoted(sock: &Path) -> bool {
     let o = lbctl(sock, &["status", "--json"]);
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     v["instances"][0]["demoted"] == true
-}
-
-fn expect_holder(lab: &Lab, nodes: &[&Node], want: &Node, what: &str) {
-    assert!(
-        wait_sole_holder(lab, nodes, want, "eth0", VIP4, ELECTION),
-        "{what}: {} should hold the VIP; {}",
-        want.name,
-        describe(lab, nodes, "eth0", VIP4)
-    );
 }
 
 #[test]

@@ -46,22 +46,13 @@ mod lab {
     use std::time::Duration;
 
     use lbd_tests::daemon::global_defs;
-    use lbd_tests::scenario::{describe, wait_sole_holder, ELECTION};
+    use lbd_tests::scenario::{expect_holder, ELECTION};
     use lbd_tests::tshark::Capture;
     use lbd_tests::{http, lab_for, wait_until, Kind, Lab, Node, VIP4};
 
     use super::*;
 
     const HAPROXY: &str = "/usr/sbin/haproxy";
-
-    fn expect_holder(lab: &Lab, nodes: &[&Node], want: &Node, what: &str) {
-        assert!(
-            wait_sole_holder(lab, nodes, want, "eth0", VIP4, ELECTION),
-            "{what}: {} should hold the VIP; {}",
-            want.name,
-            describe(lab, nodes, "eth0", VIP4)
-        );
-    }
 
     /// The container recipe's keepalived.conf: HAProxy tracked by
     /// `busybox killall -0`, weight 2, interval 2.

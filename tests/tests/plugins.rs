@@ -12,20 +12,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use lbd_tests::daemon::{global_defs, plugin_dir};
-use lbd_tests::scenario::{describe, wait_sole_holder, ELECTION};
+use lbd_tests::scenario::{expect_holder, ELECTION};
 use lbd_tests::tshark::Capture;
 use lbd_tests::{http, lab_for, wait_until, Daemon, Kind, Lab, Node, Proc, VIP4};
 
 const LBD: [Kind; 1] = [Kind::Lbd];
-
-fn expect_holder(lab: &Lab, nodes: &[&Node], want: &Node, what: &str) {
-    assert!(
-        wait_sole_holder(lab, nodes, want, "eth0", VIP4, ELECTION),
-        "{what}: {} should hold the VIP; {}",
-        want.name,
-        describe(lab, nodes, "eth0", VIP4)
-    );
-}
 
 /// HAProxy under a per-node name: the lab's namespaces share one process
 /// table, so a check for "haproxy" on one node would see the other's.

@@ -10,8 +10,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use lbd_tests::daemon::global_defs;
-use lbd_tests::scenario::{describe, wait_sole_holder, ELECTION};
-use lbd_tests::{lab_for, wait_until, Daemon, Instance, Kind, Lab, Node, VIP4};
+use lbd_tests::scenario::{describe, expect_holder, wait_sole_holder, ELECTION};
+use lbd_tests::{lab_for, wait_until, Daemon, Instance, Kind, VIP4};
 
 /// lbd at 150 tracking `chk` (passes while `flag` exists), weight `weight`.
 fn lbd_conf(flag: &Path, interval: u32, weight: i32) -> String {
@@ -26,15 +26,6 @@ fn lbd_conf(flag: &Path, interval: u32, weight: i32) -> String {
         flag.display(),
         inst.block()
     )
-}
-
-fn expect_holder(lab: &Lab, nodes: &[&Node], want: &Node, what: &str) {
-    assert!(
-        wait_sole_holder(lab, nodes, want, "eth0", VIP4, ELECTION),
-        "{what}: {} should hold the VIP; {}",
-        want.name,
-        describe(lab, nodes, "eth0", VIP4)
-    );
 }
 
 /// SIGHUP and wait until lbd has logged the reload (the n-th one).

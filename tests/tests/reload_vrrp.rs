@@ -13,21 +13,12 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use lbd_tests::daemon::global_defs;
-use lbd_tests::scenario::{describe, wait_sole_holder, ELECTION};
+use lbd_tests::scenario::{expect_holder_of, ELECTION};
 use lbd_tests::tshark::{Capture, VRRP_FILTER};
 use lbd_tests::{lab_for, wait_until, Daemon, Instance, Kind, Lab, Node, VIP4};
 
 const VIP_B: &str = "10.0.0.101";
 const VIP_C: &str = "10.0.0.102";
-
-fn expect_holder(lab: &Lab, nodes: &[&Node], want: &Node, vip: &str, what: &str) {
-    assert!(
-        wait_sole_holder(lab, nodes, want, "eth0", vip, ELECTION),
-        "{what}: {} should hold {vip}; {}",
-        want.name,
-        describe(lab, nodes, "eth0", vip)
-    );
-}
 
 /// Write `conf`, SIGHUP, and wait for the `n`-th reload outcome (applied or
 /// refused).
@@ -103,7 +94,7 @@ fn unchanged_config_reloaded_five_times_changes_nothing() {
     let conf = Instance::v2(150).render("a");
     let da = Daemon::start(&lab, Kind::Lbd, &a, &conf);
     let db = Daemon::start(&lab, Kind::Keepalived, &b, &Instance::v2(100).render("b"));
-    expect_holder(&lab, &nodes, &a, VIP4, "lbd at 150");
+    expect_holder_of(&lab, &nodes, &a, VIP4, "lbd at 150");
     let before = transitions(&da);
     let cap = Capture::start(
         &lab,
@@ -154,14 +145,14 @@ fn lowered_priority_hands_over_by_election() {
     let nodes = [&a, &b];
     let da = Daemon::start(&lab, Kind::Lbd, &a, &Instance::v2(150).render("a"));
     let _db = Daemon::start(&lab, Kind::Keepalived, &b, &Instance::v2(100).render("b"));
-    expect_holder(&lab, &nodes, &a, VIP4, "lbd at 150");
+    expect_holder_of(&lab, &nodes, &a, VIP4, "lbd at 150");
     reload(&da, &Instance::v2(50).render("a"), 1);
     assert!(da.log().contains("changed in place"), "{}", da.log());
     assert!(!da.log().contains("restarting it"), "{}", da.log());
-    expect_holder(&lab, &nodes, &b, VIP4, "lbd lowered to 50");
+    expect_holder_of(&lab, &nodes, &b, VIP4, "lbd lowered to 50");
     // And back up: lbd preempts the keepalived master again.
     reload(&da, &Instance::v2(150).render("a"), 2);
-    expect_holder(&lab, &nodes, &a, VIP4, "lbd raised to 150");
+    expect_holder_of(&lab, &nodes, &a, VIP4, "lbd raised to 150");
 }
 
 #[test]
@@ -170,7 +161,7 @@ fn vip_and_instance_added_and_removed_change_only_that() {
     let a = lab.node("a");
     let one = Instance::v2(150);
     let da = Daemon::start(&lab, Kind::Lbd, &a, &one.render("a"));
-    expect_holder(&lab, &[&a], &a, VIP4, "lbd alone");
+    expect_holder_of(&lab, &[&a], &a, VIP4, "lbd alone");
     let before = transitions(&da);
 
     let two = Instance {
@@ -206,7 +197,7 @@ fn vip_and_instance_added_and_removed_change_only_that() {
     };
     let both = format!("{}{}", only_b.render("a"), second.block());
     reload(&da, &both, 3);
-    expect_holder(&lab, &[&a], &a, VIP_C, "added instance");
+    expect_holder_of(&lab, &[&a], &a, VIP_C, "added instance");
     let missing = sampled_absences(&lab, &a, VIP_B, || reload(&da, &only_b.render("a"), 4));
     assert_eq!(missing, 0, "removing VI_2 touched VI_1");
     assert!(
@@ -231,7 +222,7 @@ fn advert_interval_change_moves_the_rhythm_without_transition() {
     let slow = Instance::v3(150);
     let da = Daemon::start(&lab, Kind::Lbd, &a, &slow.render("a"));
     let db = Daemon::start(&lab, Kind::Keepalived, &b, &Instance::v3(100).render("b"));
-    expect_holder(&lab, &nodes, &a, VIP4, "lbd at 150");
+    expect_holder_of(&lab, &nodes, &a, VIP4, "lbd at 150");
     let before = transitions(&da);
     let cap = Capture::start(
         &lab,
@@ -282,7 +273,7 @@ fn broken_config_is_refused_and_the_old_one_keeps_running() {
     let a = lab.node("a");
     let conf = Instance::v2(150).render("a");
     let da = Daemon::start(&lab, Kind::Lbd, &a, &conf);
-    expect_holder(&lab, &[&a], &a, VIP4, "lbd alone");
+    expect_holder_of(&lab, &[&a], &a, VIP4, "lbd alone");
     let before = transitions(&da);
     let broken = format!(
         "{}vrrp_instance VI_X {{\n    priority 300\n",
@@ -302,5 +293,5 @@ fn broken_config_is_refused_and_the_old_one_keeps_running() {
         ..Instance::v2(150)
     };
     reload(&da, &two.render("a"), 2);
-    expect_holder(&lab, &[&a], &a, VIP_B, "the next good reload");
+    expect_holder_of(&lab, &[&a], &a, VIP_B, "the next good reload");
 }
