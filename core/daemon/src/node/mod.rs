@@ -74,6 +74,8 @@ struct Group {
 struct Node {
     nl: Netlink,
     socks: Vec<(SockKey, Sock)>,
+    /// Link and address lookups of the current build or reload.
+    lookups: build::Lookups,
     /// Sockets `..listening` have their receive task.
     listening: usize,
     /// Where receive tasks send; set once the loop runs.
@@ -289,6 +291,7 @@ impl Node {
         let mut node = Node {
             nl,
             socks: Vec::new(),
+            lookups: build::Lookups::default(),
             listening: 0,
             ev_tx: None,
             router: Router::new(),
