@@ -10,6 +10,7 @@
 
 mod build;
 mod maint;
+mod observe;
 mod reload;
 mod tracking;
 mod vrrp;
@@ -36,11 +37,10 @@ use tracing::{debug, error, info, warn};
 use crate::counters::Counters;
 use crate::health::{Change, Health, HealthEv, Seed};
 use crate::lvs::LvsHandle;
-use crate::notify::{Hooks, Transition};
+use crate::notify::Hooks;
 use crate::routes::Routes;
 use crate::vrrp_io::{Family, GarpJob, Rx, Sock, SockKey, Vip};
 use lbd_health::{Model as HealthModel, RsId, Transition as HealthTransition};
-use lbd_plugin::EventKind;
 
 const PROTO_VRRP: u8 = 112;
 const PROTO_AH: u8 = 51;
@@ -106,8 +106,19 @@ struct Node {
     /// The one event stream (see `crate::events`); the API reads it.
     events: crate::events::EventLog,
     /// Prometheus metrics; the API scrapes them.
-    #[allow(dead_code)] // read by the API
     metrics: crate::metrics::Metrics,
+    /// Dropped adverts become events at a limited rate.
+    drop_events: crate::events::DropLimiter,
+    /// Per instance: when its last advert was accepted (the start of a
+    /// takeover's failover time).
+    heard: HashMap<usize, Instant>,
+    /// Per instance taking over: the failover start, until its first
+    /// gratuitous ARP/NA burst is out.
+    takeover: HashMap<usize, Instant>,
+    /// Per instance: the state as the last StateChange left it.
+    shown_state: HashMap<usize, State>,
+    /// Per instance: the priorities the gauges show.
+    shown_priority: HashMap<usize, (u8, u8)>,
 }
 
 /// How route logs name a set of routes.
@@ -124,6 +135,7 @@ pub async fn run(config: Config, path: std::path::PathBuf) -> Result<()> {
     let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
     let mut sigusr1 = signal(SignalKind::user_defined1()).context("installing SIGUSR1 handler")?;
     let mut sighup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
+    let mut sigusr2 = signal(SignalKind::user_defined2()).context("installing SIGUSR2 handler")?;
     // Before any child is spawned: PID 1 reaps orphans from the start.
     crate::pid1::start()?;
     let (nl, mut link_events) = Netlink::connect()
@@ -136,11 +148,17 @@ pub async fn run(config: Config, path: std::path::PathBuf) -> Result<()> {
     node.start_plugins(&config)?;
     // IPVS first: when an instance becomes master its services are in place.
     node.plan = crate::lvs_desired::Plan::new(&config)?;
-    node.lvs = crate::lvs::start(&config, &node.plan, &node.health).await?;
+    node.lvs = crate::lvs::start(&config, &node.plan, &node.health, node.events.clone()).await?;
+    node.metrics.set_host(node.host.clone());
+    if let Some(h) = &node.host {
+        crate::events::watch_plugin_stops(h.clone(), node.events.clone());
+    }
+    node.refresh_metrics_of_config();
     if let Some(host) = &node.host {
         let seed = Seed {
             gen: node.health_gen,
             health: &node.health,
+            metrics: &node.metrics.checks,
         };
         node.checks = crate::health::start(host, &config, &seed, health_tx.clone());
     }
@@ -201,20 +219,37 @@ pub async fn run(config: Config, path: std::path::PathBuf) -> Result<()> {
                 }
             }
             _ = sighup.recv() => reloader.request(&path),
+            _ = sigusr2.recv() => crate::events::test_dump(&node.metrics, &node.events),
             Some(loaded) = reload_rx.recv() => {
                 let outcome = node.reload(&path, loaded, &mut running);
                 let mut detail = serde_json::Map::new();
-                match &outcome {
-                    Ok(()) => detail.insert("outcome".into(), "applied".into()),
-                    Err(e) => detail.insert("error".into(), e.as_str().into()),
+                let label = match &outcome {
+                    Ok(()) => {
+                        detail.insert("outcome".into(), "applied".into());
+                        "ok"
+                    }
+                    Err(e) => {
+                        detail.insert("outcome".into(), "refused".into());
+                        detail.insert("error".into(), e.as_str().into());
+                        "failed"
+                    }
                 };
-                node.events.push("reload", &path.display().to_string(), detail);
+                node.metrics
+                    .reloads
+                    .get_or_create(&crate::metrics::OutcomeLabels { outcome: label.into() })
+                    .inc();
+                node.emit("reload", &path.display().to_string(), detail);
+                node.refresh_metrics_of_config();
                 reloader.finished(&path);
             }
-            _ = resync.tick() => node.resync_links(Instant::now()).await,
+            _ = resync.tick() => {
+                node.resync_links(Instant::now()).await;
+                node.expire_drop_events(Instant::now());
+            }
             Some(h) = health_rx.recv() => node.on_health(Instant::now(), h),
         }
         node.flush().await;
+        node.refresh_priorities();
     }
     node.stop().await;
     info!("counters: {}", node.counters.render());
@@ -258,7 +293,13 @@ impl Node {
             routes,
             events: crate::events::EventLog::new(crate::events::DEFAULT_CAPACITY),
             metrics: crate::metrics::Metrics::new(),
+            drop_events: crate::events::DropLimiter::default(),
+            heard: HashMap::new(),
+            takeover: HashMap::new(),
+            shown_state: HashMap::new(),
+            shown_priority: HashMap::new(),
         };
+        node.events.count_in(node.metrics.events.clone());
         for l in node.nl.links().await.context("listing links")? {
             node.links.insert(l.name.clone(), l.up);
             node.macs.insert(l.index, l.mac);
@@ -340,25 +381,25 @@ impl Node {
             .remove(STATIC_ROUTES, &self.cfg.static_routes, false);
         self.routes.flush().await;
         // keepalived's notify_stop, instances then groups.
-        for (i, inst) in self.insts.iter().enumerate() {
-            self.hooks.emit(Transition {
-                kind: EventKind::Instance,
-                name: &inst.cfg.name,
-                state: "STOP",
-                prev: self.router.state(i).and_then(state_name),
-                priority: Some(0),
-                vs: None,
-            });
+        for i in 0..self.insts.len() {
+            let mut d = serde_json::Map::new();
+            d.insert("state".into(), "STOP".into());
+            if let Some(prev) = self.router.state(i).and_then(state_name) {
+                d.insert("prev".into(), prev.into());
+            }
+            d.insert("reason".into(), "Shutdown".into());
+            d.insert("priority".into(), 0.into());
+            let name = self.insts[i].cfg.name.clone();
+            self.emit("instance", &name, d);
         }
-        for (gi, g) in self.groups.iter().enumerate() {
-            self.hooks.emit(Transition {
-                kind: EventKind::Group,
-                name: &g.name,
-                state: "STOP",
-                prev: self.router.group_notified(gi).and_then(state_name),
-                priority: None,
-                vs: None,
-            });
+        for gi in 0..self.groups.len() {
+            let mut d = serde_json::Map::new();
+            d.insert("state".into(), "STOP".into());
+            if let Some(prev) = self.router.group_notified(gi).and_then(state_name) {
+                d.insert("prev".into(), prev.into());
+            }
+            let name = self.groups[gi].name.clone();
+            self.emit("group", &name, d);
         }
         self.checks = Health::default();
         // Drop the senders so the queues end, then let them drain.

@@ -18,7 +18,10 @@ impl Node {
 
     pub(super) async fn on_router_event(&mut self, ev: VrrpEvent) {
         match ev {
-            VrrpEvent::AddVips { instance } => self.add_vips(instance).await,
+            VrrpEvent::AddVips { instance } => {
+                self.takeover_starts(instance);
+                self.add_vips(instance).await
+            }
             VrrpEvent::RemoveVips { instance } => self.remove_vips(instance, false).await,
             VrrpEvent::SendGarp { instance, count } => self.send_garp(instance, count),
             VrrpEvent::StateChange {
@@ -34,14 +37,13 @@ impl Node {
                 };
                 if let Some(state) = state_name(to) {
                     info!("VRRP_Group({}) {state}", g.name);
-                    self.hooks.emit(Transition {
-                        kind: EventKind::Group,
-                        name: &g.name,
-                        state,
-                        prev: from.and_then(state_name),
-                        priority: None,
-                        vs: None,
-                    });
+                    let mut d = serde_json::Map::new();
+                    d.insert("state".into(), state.into());
+                    if let Some(prev) = from.and_then(state_name) {
+                        d.insert("prev".into(), prev.into());
+                    }
+                    let name = g.name.clone();
+                    self.emit("group", &name, d);
                 }
             }
             VrrpEvent::GroupForced {
@@ -53,9 +55,20 @@ impl Node {
                 self.groups.get(group).map_or("?", |g| g.name.as_str()),
                 self.inst_name(instance)
             ),
-            VrrpEvent::Accepted { .. } => self.counters.bump("rx_advert"),
-            VrrpEvent::Dropped { socket, error, .. } => {
-                let iface = self.socks.get(socket).map_or("", |(k, _)| k.ifname.as_str());
+            VrrpEvent::Accepted { instance, .. } => {
+                self.counters.bump("rx_advert");
+                self.heard_advert(instance, Instant::now());
+            }
+            VrrpEvent::Dropped {
+                socket,
+                instance,
+                error,
+            } => {
+                let iface = self
+                    .socks
+                    .get(socket)
+                    .map_or(String::new(), |(k, _)| k.ifname.clone());
+                let iface = iface.as_str();
                 let reason = error.reason.as_str();
                 // The format is stable: tests and operators grep it.
                 match error.vrid {
@@ -63,6 +76,7 @@ impl Node {
                     None => debug!("drop iface={iface} vrid=- reason={reason}: {error}"),
                 }
                 self.counters.bump(&format!("drop_{reason}"));
+                self.observe_drop(iface, instance, &error);
             }
             VrrpEvent::OldChecksumSwitch { instance, peer } => info!(
                 "VRRP_Instance({}) peer {peer} uses keepalived's old unicast checksum: using it too",
@@ -113,16 +127,7 @@ impl Node {
             );
         }
         // After the critical work (VIPs, GARP) of the transition.
-        if let Some(state) = state_name(to) {
-            self.hooks.emit(Transition {
-                kind: EventKind::Instance,
-                name: &inst.cfg.name,
-                state,
-                prev: state_name(from),
-                priority: Some(priority),
-                vs: None,
-            });
-        }
+        self.observe_transition(i, from, to, reason, priority);
     }
 
     pub(super) async fn transmit(&mut self, t: Transmit) {
@@ -145,6 +150,7 @@ impl Node {
             Ok(()) if t.last => {
                 self.counters.bump("tx_advert");
                 inst.last_tx_err = None;
+                self.advert_sent(t.instance);
             }
             Ok(()) => {}
         }
@@ -183,16 +189,37 @@ impl Node {
             else {
                 continue;
             };
+            let kind = if v.spec.addr.is_ipv4() { "arp" } else { "na" };
             jobs.push(GarpJob {
                 sender: s.clone(),
                 mac: *mac,
                 addr: v.spec.addr,
                 ifname: v.ifname.clone(),
+                sent: self.metrics.vrrp.garp_sent.get_or_create_owned(
+                    &crate::metrics::GarpLabels {
+                        interface: v.ifname.clone(),
+                        kind: kind.into(),
+                    },
+                ),
             });
         }
         self.counters.bump("garp_burst");
         let name = self.insts[i].cfg.name.clone();
-        crate::vrrp_io::send_garp(name, jobs, count, self.garp_interval, self.gna_interval);
+        // A takeover's failover time ends with this first burst; with no
+        // job it ends at the state change.
+        let first_burst = if jobs.is_empty() {
+            None
+        } else {
+            self.takeover_timer(i)
+        };
+        crate::vrrp_io::send_garp(
+            name,
+            jobs,
+            count,
+            self.garp_interval,
+            self.gna_interval,
+            first_burst,
+        );
     }
 }
 

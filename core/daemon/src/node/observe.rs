@@ -1,0 +1,250 @@
+//! What the node tells the operator: events into the one stream (see
+//! `crate::events`), and the metric handles (see `crate::metrics`).
+
+use super::*;
+
+use crate::metrics::{DropLabels, InstanceLabels, RsLabels, TransitionLabels, VsLabels};
+use serde_json::{json, Map, Value};
+
+impl Node {
+    /// Every state change goes through here: logged with its sequence
+    /// number, then the same record to the notify hooks.
+    pub(super) fn emit(&mut self, kind: &str, name: &str, detail: Map<String, Value>) {
+        crate::notify::publish(&self.events, &self.hooks, kind, name, detail);
+    }
+
+    /// An instance changed state: its event, counters and gauges.
+    pub(super) fn observe_transition(
+        &mut self,
+        i: usize,
+        from: State,
+        to: State,
+        reason: lbd_vrrp::instance::Reason,
+        priority: u8,
+    ) {
+        let Some(inst) = self.insts.get(i) else {
+            return;
+        };
+        let name = inst.cfg.name.clone();
+        let (from_s, to_s) = (metric_state(from), metric_state(to));
+        self.metrics
+            .vrrp
+            .transitions
+            .get_or_create(&TransitionLabels {
+                instance: name.clone(),
+                from: from_s.into(),
+                to: to_s.into(),
+            })
+            .inc();
+        self.metrics.set_instance_state(&name, to_s);
+        self.shown_state.insert(i, to);
+        let mut d = crate::events::detail(json!({
+            "state": to_s,
+            "prev": from_s,
+            "reason": format!("{reason:?}"),
+            "priority": priority,
+        }));
+        if let Some(g) = inst.group.and_then(|g| self.groups.get(g)) {
+            d.insert("group".into(), g.name.clone().into());
+        }
+        self.emit("instance", &name, d);
+        if to == State::Master {
+            // No gratuitous ARP/NA went out (no VIP, or no sender): the
+            // takeover is complete with the VIPs added.
+            self.takeover_done(i);
+        } else {
+            self.takeover.remove(&i);
+        }
+    }
+
+    /// An advert was accepted for instance `i`.
+    pub(super) fn heard_advert(&mut self, i: usize, now: Instant) {
+        self.heard.insert(i, now);
+        if let Some(inst) = self.insts.get(i) {
+            self.metrics
+                .vrrp
+                .adverts_received
+                .get_or_create(&InstanceLabels {
+                    instance: inst.cfg.name.clone(),
+                })
+                .inc();
+        }
+    }
+
+    /// The VIPs of `i` are being added: when it comes from Backup having
+    /// heard a master, a takeover starts, timed from that last advert.
+    pub(super) fn takeover_starts(&mut self, i: usize) {
+        if self.shown_state.get(&i) == Some(&State::Backup) {
+            if let Some(at) = self.heard.get(&i) {
+                self.takeover.insert(i, *at);
+            }
+        }
+    }
+
+    /// The first gratuitous ARP/NA burst of `i` is out (or there is none).
+    pub(super) fn takeover_done(&mut self, i: usize) {
+        if let Some(start) = self.takeover.remove(&i) {
+            let took = start.elapsed();
+            let name = self.inst_name(i).to_string();
+            info!(
+                "VRRP_Instance({name}) failover took {:.3} s (last advert heard to VIPs added and gratuitous ARP/NA sent)",
+                took.as_secs_f64()
+            );
+            self.metrics.observe_failover(&name, took);
+        }
+    }
+
+    /// The failover timer for `i`, for a GARP burst sent beside the loop:
+    /// it observes the metric itself once its first burst is out.
+    pub(super) fn takeover_timer(&mut self, i: usize) -> Option<Box<dyn FnOnce() + Send>> {
+        let start = self.takeover.remove(&i)?;
+        let name = self.inst_name(i).to_string();
+        let m = self.metrics.clone();
+        Some(Box::new(move || {
+            let took = start.elapsed();
+            info!(
+                "VRRP_Instance({name}) failover took {:.3} s (last advert heard to VIPs added and gratuitous ARP/NA sent)",
+                took.as_secs_f64()
+            );
+            m.observe_failover(&name, took);
+        }))
+    }
+
+    pub(super) fn advert_sent(&self, i: usize) {
+        if let Some(inst) = self.insts.get(i) {
+            self.metrics
+                .vrrp
+                .adverts_sent
+                .get_or_create(&InstanceLabels {
+                    instance: inst.cfg.name.clone(),
+                })
+                .inc();
+        }
+    }
+
+    /// A received packet was dropped: counted always, an event at most
+    /// once per window per (instance or interface, reason).
+    pub(super) fn observe_drop(
+        &mut self,
+        iface: &str,
+        instance: Option<usize>,
+        error: &lbd_vrrp::codec::DecodeError,
+    ) {
+        let reason = error.reason.as_str();
+        self.metrics
+            .vrrp
+            .drops
+            .get_or_create(&DropLabels {
+                interface: iface.to_string(),
+                reason: reason.to_string(),
+            })
+            .inc();
+        let name = match instance.and_then(|i| self.insts.get(i)) {
+            Some(inst) => inst.cfg.name.clone(),
+            None => iface.to_string(),
+        };
+        let Some(suppressed) = self.drop_events.hit(&name, reason, Instant::now()) else {
+            return;
+        };
+        let mut d = crate::events::detail(json!({
+            "reason": reason,
+            "interface": iface,
+            "error": error.to_string(),
+            "suppressed": suppressed,
+        }));
+        if let Some(v) = error.vrid {
+            d.insert("vrid".into(), v.into());
+        }
+        self.emit("drop", &name, d);
+    }
+
+    /// Drops left out of events whose window has passed: one summary each.
+    pub(super) fn expire_drop_events(&mut self, now: Instant) {
+        for (name, reason, n) in self.drop_events.expire(now) {
+            let d = crate::events::detail(json!({ "reason": reason, "suppressed": n }));
+            self.emit("drop", &name, d);
+        }
+    }
+
+    /// Effective and configured priority gauges, set when they change.
+    pub(super) fn refresh_priorities(&mut self) {
+        for i in 0..self.insts.len() {
+            let Some(eff) = self.router.effective_priority(i) else {
+                continue;
+            };
+            let conf = self.insts[i].cfg.priority;
+            if self.shown_priority.get(&i) != Some(&(eff, conf)) {
+                self.shown_priority.insert(i, (eff, conf));
+                self.metrics
+                    .set_priority(&self.insts[i].cfg.name, eff, conf);
+            }
+        }
+    }
+
+    /// Series that follow the configuration: instance state, real servers
+    /// and quorum, the IPVS services a scrape reads. At start and reload.
+    pub(super) fn refresh_metrics_of_config(&mut self) {
+        for i in 0..self.insts.len() {
+            let state = self.router.state(i).unwrap_or(State::Initialize);
+            self.metrics
+                .set_instance_state(&self.insts[i].cfg.name, metric_state(state));
+        }
+        self.shown_priority.clear();
+        self.refresh_priorities();
+        let m = &self.metrics.checks;
+        m.rs_up.clear();
+        m.rs_weight.clear();
+        m.vs_quorum_up.clear();
+        for vs in &self.cfg.virtual_servers {
+            for rs in &vs.real_servers {
+                self.set_rs_metrics(&RsId::of(vs, rs));
+            }
+            let up = !self.health.quorum_lost(&vs.name());
+            m.vs_quorum_up
+                .get_or_create(&VsLabels { vs: vs.name() })
+                .set(i64::from(up));
+        }
+        let services = self.lvs.as_ref().map(|_| {
+            self.plan
+                .desired(&self.health)
+                .services
+                .into_keys()
+                .collect()
+        });
+        self.metrics.set_ipvs_services(services);
+    }
+
+    /// `lbd_real_server_up` / `_weight` of one real server from the model.
+    pub(super) fn set_rs_metrics(&self, id: &RsId) {
+        let Some((vs, rs)) = self.cfg.virtual_servers.iter().find_map(|vs| {
+            (vs.name() == id.vs)
+                .then(|| {
+                    vs.real_servers
+                        .iter()
+                        .find(|r| r.ip == id.ip && r.port == id.port)
+                        .map(|r| (vs, r))
+                })
+                .flatten()
+        }) else {
+            return;
+        };
+        let st = self.health.status(vs, rs);
+        let l = RsLabels {
+            vs: id.vs.clone(),
+            rs: id.addr(),
+        };
+        let m = &self.metrics.checks;
+        m.rs_up.get_or_create(&l).set(i64::from(st.up));
+        let w = if st.up {
+            st.weight.unwrap_or(rs.weight)
+        } else {
+            0
+        };
+        m.rs_weight.get_or_create(&l).set(i64::from(w));
+    }
+}
+
+/// State names in metrics and events: keepalived's, and INIT.
+pub(super) fn metric_state(s: State) -> &'static str {
+    state_name(s).unwrap_or("INIT")
+}
