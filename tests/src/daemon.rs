@@ -218,6 +218,17 @@ pub struct Daemon {
 impl Daemon {
     /// Start `kind` in `node` with `conf` (keepalived.conf text).
     pub fn start(lab: &Lab, kind: Kind, node: &Node, conf: &str) -> Daemon {
+        Daemon::start_env(lab, kind, node, conf, &[])
+    }
+
+    /// [`Daemon::start`] with extra environment for lbd (e.g. a test hook's).
+    pub fn start_env(
+        lab: &Lab,
+        kind: Kind,
+        node: &Node,
+        conf: &str,
+        extra_env: &[(&str, &str)],
+    ) -> Daemon {
         let tag = format!("{}-{}", node.name, kind.label());
         // lbd reads a `.toml` file as its own syntax, anything else as keepalived.conf.
         let ext = if conf.trim_start().starts_with('[') {
@@ -271,7 +282,8 @@ impl Daemon {
                 // No plugin directory: the bundled plugins are the ones
                 // compiled into lbd, as on a node where only the binary is
                 // installed.
-                let env = [("RUST_LOG", "debug")];
+                let mut env = vec![("RUST_LOG", "debug")];
+                env.extend_from_slice(extra_env);
                 let proc = lab.spawn_env(node, kind.label(), &argv, &env);
                 Daemon {
                     kind,
