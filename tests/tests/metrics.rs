@@ -8,6 +8,7 @@
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
+use lbd_tests::daemon::plugin_dir;
 use lbd_tests::forge::{ipv4_packet, send_raw_v4, Advert, VRRP_GROUP};
 use lbd_tests::prom::{dump, dump_dir, Dump};
 use lbd_tests::scenario::{describe, wait_sole_holder, ELECTION};
@@ -339,4 +340,124 @@ fn bad_adverts_are_counted_and_their_events_rate_limited() {
     );
     // Still one election only: lbd went Backup -> Master once.
     assert_eq!(transitions(&d, "BACKUP", "MASTER"), 1.0, "{}", d.text);
+}
+
+/// Plugins stopped by the host (CPU slice, memory limit) are events and
+/// counted per plugin; a well-behaved tracked script's runs are counted
+/// and timed under its plugin's name.
+#[test]
+fn plugin_stops_and_check_runs() {
+    let lab = lab_for("metrics-plugins", &[Kind::Lbd]);
+    let a = lab.node("a");
+    let dir = dump_dir(&lab, "a");
+    let dir_env = dir.to_str().unwrap().to_owned();
+    let plugins = lab.path("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    let mut conf = format!(
+        "[global]\nrouter_id = \"a\"\nplugin_dirs = [\"{}\", \"{}\"]\n\n",
+        plugin_dir().display(),
+        plugins.display()
+    );
+    for (name, body, interval) in [
+        ("spin", "while true do end", "1s"),
+        (
+            "hog",
+            "local t = {} local s = string.rep('x', 1 << 20) while true do t[#t + 1] = s .. #t end",
+            "1s",
+        ),
+        ("good", "lb.sleep(0.01)", "200ms"),
+    ] {
+        std::fs::write(
+            plugins.join(format!("{name}.lua")),
+            format!(
+                "lb.check(\"{name}\", {{ run = function(target, opt)\n  {body}\n  return true, \"tick\"\nend }})\n"
+            ),
+        )
+        .unwrap();
+        conf += &format!(
+            "[[track_script]]\nname = \"{name}\"\nplugin = \"{name}\"\ninterval = \"{interval}\"\nweight = 1\n\n"
+        );
+    }
+    conf += &format!(
+        "[[vrrp.instance]]\nname = \"VI_1\"\ninterface = \"eth0\"\nvrid = 51\npriority = 200\n\
+         version = 3\nadvert_int = \"100ms\"\nvips = [\"{VIP4}/24\"]\n\
+         track_script = [{{ name = \"spin\" }}, {{ name = \"hog\" }}, {{ name = \"good\" }}]\n"
+    );
+    let la = Daemon::start_env(
+        &lab,
+        Kind::Lbd,
+        &a,
+        &conf,
+        &[("LBD_TEST_DUMP_DIR", &dir_env)],
+    );
+    let stopped = |d: &Dump, plugin: &str, limit: &str| -> u64 {
+        d.events_of("plugin", Some(plugin))
+            .iter()
+            .filter(|e| e["limit"] == limit && e["state"] == "STOPPED")
+            .map(|e| e["stops"].as_u64().unwrap())
+            .sum()
+    };
+    let mut d = dump(&la, &dir);
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            d = dump(&la, &dir);
+            stopped(&d, "spin", "cpu") >= 2 && stopped(&d, "hog", "memory") >= 1
+        }),
+        "no plugin stop events: {:?}\n{}",
+        d.events,
+        la.log()
+    );
+    let stops = |plugin: &str, limit: &str| {
+        d.value(
+            "lbd_plugin_stops_total",
+            &[("plugin", plugin), ("limit", limit)],
+        )
+        .unwrap_or(0.0)
+    };
+    // Events follow the host's counters (polled each second): never ahead.
+    assert!(
+        stops("spin", "cpu") >= stopped(&d, "spin", "cpu") as f64,
+        "{}",
+        d.text
+    );
+    assert!(stops("hog", "memory") >= stopped(&d, "hog", "memory") as f64);
+    assert_eq!(stops("good", "cpu"), 0.0, "{}", d.text);
+    assert_eq!(
+        stopped(&d, "good", "cpu") + stopped(&d, "good", "memory"),
+        0
+    );
+    let runs = d
+        .value("lbd_check_runs_total", &[("kind", "good")])
+        .unwrap_or(0.0);
+    assert!(runs >= 5.0, "{}", d.text);
+    assert_eq!(
+        d.value("lbd_check_failures_total", &[("kind", "good")]),
+        None,
+        "{}",
+        d.text
+    );
+    assert_eq!(
+        d.value("lbd_check_duration_seconds_count", &[("kind", "good")]),
+        Some(runs)
+    );
+    // Its runs take lb.sleep(0.01): the 10 ms bucket holds none.
+    assert_eq!(
+        d.value(
+            "lbd_check_duration_seconds_bucket",
+            &[("kind", "good"), ("le", "0.008")]
+        ),
+        Some(0.0),
+        "{}",
+        d.text
+    );
+    assert!(
+        d.value("lbd_check_failures_total", &[("kind", "spin")])
+            .unwrap_or(0.0)
+            >= 1.0
+    );
+    assert!(
+        d.value("lbd_plugin_calls_total", &[("plugin", "good")])
+            .unwrap_or(0.0)
+            >= runs
+    );
 }
