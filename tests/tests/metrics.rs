@@ -455,6 +455,11 @@ fn plugin_stops_and_check_runs() {
             .unwrap_or(0.0)
             >= 1.0
     );
+    // spin ran its CPU slice (100 ms) out twice or more.
+    let spin_cpu = d
+        .value("lbd_plugin_cpu_seconds_total", &[("plugin", "spin")])
+        .unwrap_or(0.0);
+    assert!(spin_cpu >= 0.15, "{}", d.text);
     assert!(
         d.value("lbd_plugin_calls_total", &[("plugin", "good")])
             .unwrap_or(0.0)

@@ -418,6 +418,7 @@ fn plugin_families(r: &mut Registry, stats: &lbd_plugin::HostStats) {
     let errors = Family::<PluginLabels, Counter>::default();
     let stops = Family::<PluginStopLabels, Counter>::default();
     let memory = Family::<PluginLabels, Gauge>::default();
+    let cpu = Family::<PluginLabels, Counter<f64, AtomicU64>>::default();
     for (name, s) in stats {
         let l = PluginLabels {
             plugin: name.clone(),
@@ -432,6 +433,7 @@ fn plugin_families(r: &mut Registry, stats: &lbd_plugin::HostStats) {
             };
             stops.get_or_create(&l).inc_by(n);
         }
+        cpu.get_or_create(&l).inc_by(s.cpu.as_secs_f64());
         memory
             .get_or_create(&l)
             .set(i64::try_from(s.memory).unwrap_or(i64::MAX));
@@ -451,6 +453,12 @@ fn plugin_families(r: &mut Registry, stats: &lbd_plugin::HostStats) {
         "plugin_stops",
         "Times the plugin was stopped for exceeding a limit (cpu, memory)",
         stops,
+    );
+    r.register_with_unit(
+        "plugin_cpu",
+        "Time the plugin's Lua code ran",
+        prometheus_client::registry::Unit::Seconds,
+        cpu,
     );
     r.register_with_unit(
         "plugin_memory",
