@@ -299,6 +299,18 @@ fn bad_adverts_are_counted_and_their_events_rate_limited() {
         lab.has_addr(&a, "eth0", VIP4),
         "the forged adverts took the VIP"
     );
+    // SIGUSR1 logs the same counters.
+    la.proc.signal(libc::SIGUSR1);
+    let line =
+        format!("vrrp_adverts_dropped{{interface=\"eth0\",reason=\"auth_password\"}}={n_pass}");
+    assert!(
+        wait_until(Duration::from_secs(10), || la
+            .log()
+            .lines()
+            .any(|l| l.contains("counters: ") && l.contains(&line))),
+        "SIGUSR1 did not log {line}:\n{}",
+        la.log()
+    );
 
     // Within the window: one event per reason, nothing left out yet. A
     // TTL is checked before the VRID, so those are the interface's.

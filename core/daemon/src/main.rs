@@ -2,7 +2,6 @@
 
 mod api;
 mod cli;
-mod counters;
 mod events;
 mod health;
 mod lvs;

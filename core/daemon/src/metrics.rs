@@ -30,6 +30,11 @@ pub struct InstanceLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct InterfaceLabels {
+    pub interface: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StateLabels {
     pub instance: String,
     pub state: String,
@@ -125,6 +130,8 @@ pub struct Vrrp {
     pub adverts_sent: Family<InstanceLabels, Counter>,
     pub adverts_received: Family<InstanceLabels, Counter>,
     pub drops: Family<DropLabels, Counter>,
+    pub receive_errors: Family<InterfaceLabels, Counter>,
+    pub send_errors: Family<InstanceLabels, Counter>,
     pub failover: HistogramFamily<InstanceLabels>,
     pub last_failover: Family<InstanceLabels, F64Gauge>,
     pub garp_sent: Family<GarpLabels, Counter>,
@@ -210,6 +217,8 @@ impl Metrics {
             adverts_sent: Family::default(),
             adverts_received: Family::default(),
             drops: Family::default(),
+            receive_errors: Family::default(),
+            send_errors: Family::default(),
             failover: Family::new_with_constructor(failover_histogram),
             last_failover: Family::default(),
             garp_sent: Family::default(),
@@ -251,6 +260,16 @@ impl Metrics {
             "vrrp_adverts_dropped",
             "Received VRRP packets dropped, by reason",
             vrrp.drops.clone(),
+        );
+        r.register(
+            "vrrp_receive_errors",
+            "Errors reading the VRRP sockets",
+            vrrp.receive_errors.clone(),
+        );
+        r.register(
+            "vrrp_send_errors",
+            "Adverts that could not be sent",
+            vrrp.send_errors.clone(),
         );
         r.register_with_unit(
             "vrrp_failover_duration",
@@ -364,6 +383,34 @@ impl Metrics {
         let s = took.as_secs_f64();
         self.vrrp.failover.get_or_create(&l).observe(s);
         self.vrrp.last_failover.get_or_create(&l).set(s);
+    }
+
+    /// SIGUSR1's one line: every counter of the node's own families that
+    /// is not zero, `name{labels}=value`, without the prefix and `_total`.
+    /// No kernel or plugin read: the VRRP loop does not wait for it.
+    pub fn counters_line(&self) -> String {
+        let mut text = String::new();
+        if encode_registry(&mut text, &self.registry).is_err() {
+            return "unavailable".into();
+        }
+        let parts: Vec<String> = text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| {
+                let (series, value) = l.rsplit_once(' ')?;
+                let (name, labels) = match series.split_once('{') {
+                    Some((n, rest)) => (n, format!("{{{rest}")),
+                    None => (series, String::new()),
+                };
+                let name = name.strip_prefix("lbd_")?.strip_suffix("_total")?;
+                (value != "0").then(|| format!("{name}{labels}={value}"))
+            })
+            .collect();
+        if parts.is_empty() {
+            "none".into()
+        } else {
+            parts.join(" ")
+        }
     }
 
     /// The exposition text. Async: a scrape reads the plugin host's and
@@ -558,6 +605,30 @@ mod tests {
         // One EOF, at the end, whatever the number of registries encoded.
         assert_eq!(text.matches("# EOF").count(), 1, "{text}");
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn sigusr1_line_lists_nonzero_counters() {
+        let m = Metrics::new();
+        assert_eq!(m.counters_line(), "none");
+        m.vrrp
+            .drops
+            .get_or_create(&DropLabels {
+                interface: "eth0".into(),
+                reason: "ttl".into(),
+            })
+            .inc_by(3);
+        m.set_priority("VI_1", 100, 100);
+        m.vrrp
+            .adverts_sent
+            .get_or_create(&InstanceLabels {
+                instance: "VI_1".into(),
+            })
+            .inc();
+        assert_eq!(
+            m.counters_line(),
+            "vrrp_adverts_sent{instance=\"VI_1\"}=1 vrrp_adverts_dropped{interface=\"eth0\",reason=\"ttl\"}=3"
+        );
     }
 
     #[test]

@@ -34,7 +34,6 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
 
-use crate::counters::Counters;
 use crate::health::{Change, Health, HealthEv, Seed};
 use crate::lvs::LvsHandle;
 use crate::notify::Hooks;
@@ -78,7 +77,6 @@ struct Node {
     garp: HashMap<u32, Arc<GarpSender>>,
     garp_interval: Duration,
     gna_interval: Duration,
-    counters: Counters,
     /// nftables drop rules are installed for no_accept VIPs.
     no_accept_installed: bool,
     /// IPVS reconciler, when virtual servers are configured.
@@ -207,7 +205,7 @@ pub async fn run(config: Config, path: std::path::PathBuf) -> Result<()> {
             _ = sigterm.recv() => { info!("SIGTERM: stopping"); break; }
             _ = sigint.recv() => { info!("SIGINT: stopping"); break; }
             _ = sigusr1.recv() => {
-                info!("counters: {}", node.counters.render());
+                info!("counters: {}", node.metrics.counters_line());
                 if let Some(l) = &node.lvs {
                     l.log_counters();
                 }
@@ -252,7 +250,7 @@ pub async fn run(config: Config, path: std::path::PathBuf) -> Result<()> {
         node.refresh_priorities();
     }
     node.stop().await;
-    info!("counters: {}", node.counters.render());
+    info!("counters: {}", node.metrics.counters_line());
     Ok(())
 }
 
@@ -278,7 +276,6 @@ impl Node {
             garp: HashMap::new(),
             garp_interval: g.garp_interval,
             gna_interval: g.gna_interval,
-            counters: Counters::default(),
             no_accept_installed: false,
             lvs: None,
             cfg: config.clone(),
@@ -430,7 +427,11 @@ impl Node {
                     .map(|(k, _)| k.ifname.clone())
                     .unwrap_or_default();
                 warn!("receive on {name}: {error}");
-                self.counters.bump("rx_error");
+                self.metrics
+                    .vrrp
+                    .receive_errors
+                    .get_or_create(&crate::metrics::InterfaceLabels { interface: name })
+                    .inc();
             }
             Ev::Link(LinkEvent::Changed(l)) => {
                 self.macs.insert(l.index, l.mac);

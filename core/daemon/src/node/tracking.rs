@@ -176,7 +176,6 @@ impl Node {
                 let up = matches!(t, HealthTransition::RsUp { .. });
                 let (state, what) = if up { ("UP", "up") } else { ("DOWN", "down") };
                 info!("real server {id} is {what} ({message})");
-                self.counters.bump(if up { "rs_up" } else { "rs_down" });
                 let d = crate::events::detail(serde_json::json!({
                     "state": state,
                     "prev": if up { "DOWN" } else { "UP" },

@@ -56,7 +56,6 @@ impl Node {
                 self.inst_name(instance)
             ),
             VrrpEvent::Accepted { instance, .. } => {
-                self.counters.bump("rx_advert");
                 self.heard_advert(instance, Instant::now());
             }
             VrrpEvent::Dropped {
@@ -75,7 +74,6 @@ impl Node {
                     Some(v) => debug!("drop iface={iface} vrid={v} reason={reason}: {error}"),
                     None => debug!("drop iface={iface} vrid=- reason={reason}: {error}"),
                 }
-                self.counters.bump(&format!("drop_{reason}"));
                 self.observe_drop(iface, instance, &error);
             }
             VrrpEvent::OldChecksumSwitch { instance, peer } => info!(
@@ -107,7 +105,6 @@ impl Node {
             "VRRP_Instance({}) {:?} -> {:?} ({:?}) priority {}",
             inst.cfg.name, from, to, reason, priority
         );
-        self.counters.bump(&format!("state_{to:?}").to_lowercase());
         if let Some(l) = &self.lvs {
             l.instance_state(&inst.cfg.name, to == State::Master);
         }
@@ -140,7 +137,13 @@ impl Node {
         };
         match r {
             Err(e) => {
-                self.counters.bump("tx_error");
+                self.metrics
+                    .vrrp
+                    .send_errors
+                    .get_or_create(&crate::metrics::InstanceLabels {
+                        instance: inst.cfg.name.clone(),
+                    })
+                    .inc();
                 // Log a failure once, not at every advert interval.
                 if inst.last_tx_err.as_deref() != Some(e.as_str()) {
                     warn!("VRRP_Instance({}) sending advert: {e}", inst.cfg.name);
@@ -148,7 +151,6 @@ impl Node {
                 }
             }
             Ok(()) if t.last => {
-                self.counters.bump("tx_advert");
                 inst.last_tx_err = None;
                 self.advert_sent(t.instance);
             }
@@ -203,7 +205,6 @@ impl Node {
                 ),
             });
         }
-        self.counters.bump("garp_burst");
         let name = self.insts[i].cfg.name.clone();
         // A takeover's failover time ends with this first burst; with no
         // job it ends at the state change.
