@@ -25,13 +25,25 @@ fn transitions(d: &Dump, from: &str, to: &str) -> f64 {
     .unwrap_or(0.0)
 }
 
-/// keepalived (150) is master, lbd (100) its backup; keepalived is killed
-/// (no priority-0 advert) and lbd takes over. The failover time lbd
-/// reports must match the capture: keepalived's last advert to lbd's
-/// first gratuitous ARP for the VIP, within 20 ms.
+/// keepalived killed: no priority-0 advert, lbd waits Master_Down_Interval.
 #[test]
-fn failover_duration_matches_the_capture() {
-    let lab = lab_for("metrics-failover", &[Kind::Lbd, Kind::Keepalived]);
+fn failover_duration_matches_the_capture_master_killed() {
+    failover_duration_matches_the_capture("metrics-failover-kill", false);
+}
+
+/// keepalived stopped: its priority-0 advert starts the failover, lbd
+/// takes over after Skew_Time.
+#[test]
+fn failover_duration_matches_the_capture_master_resigns() {
+    failover_duration_matches_the_capture("metrics-failover-term", true);
+}
+
+/// keepalived (150) is master, lbd (100) its backup; keepalived goes and
+/// lbd takes over. The failover time lbd reports must match the capture:
+/// keepalived's last advert (the priority-0 one when it resigns) to lbd's
+/// first gratuitous ARP for the VIP, within 20 ms.
+fn failover_duration_matches_the_capture(t: &str, graceful: bool) {
+    let lab = lab_for(t, &[Kind::Lbd, Kind::Keepalived]);
     let (a, b) = (lab.node("a"), lab.node("b"));
     let watch = lab.host("watch");
     let nodes = [&a, &b];
@@ -94,8 +106,12 @@ fn failover_duration_matches_the_capture() {
             .unwrap_or(0.0)
             >= heard + 2.0
     }));
-    // SIGKILL: keepalived sends no priority-0 advert (its VIP stays on b).
-    kb.kill(&lab);
+    if graceful {
+        kb.term();
+    } else {
+        // No priority-0 advert; the VIP stays on b.
+        kb.kill(&lab);
+    }
     assert!(
         wait_until(ELECTION, || lab.has_addr(&a, "eth0", VIP4)),
         "lbd did not take over; {}\n{}",
@@ -201,6 +217,7 @@ fn failover_duration_matches_the_capture() {
             "ip.src",
             "eth.src",
             "arp.src.proto_ipv4",
+            "vrrp.prio",
         ],
         &[],
     );
@@ -210,6 +227,15 @@ fn failover_duration_matches_the_capture() {
         .filter(|r| r[1] == b.ip4(0))
         .map(t)
         .fold(f64::NAN, f64::max);
+    if graceful {
+        let zero = rows
+            .iter()
+            .any(|r| r[1] == b.ip4(0) && t(r) == last_advert && r[4] == "0");
+        assert!(
+            zero,
+            "keepalived's last advert is not its priority-0 one: {rows:?}"
+        );
+    }
     assert!(
         last_advert.is_finite(),
         "no keepalived advert captured: {rows:?}"
@@ -477,4 +503,55 @@ fn plugin_stops_and_check_runs() {
             .unwrap_or(0.0)
             >= runs
     );
+}
+
+/// Reloads are counted by outcome and logged as events; a refused one
+/// carries the reason.
+#[test]
+fn reloads_are_counted_and_logged() {
+    let lab = lab_for("metrics-reloads", &[Kind::Lbd]);
+    let a = lab.node("a");
+    let dir = dump_dir(&lab, "a");
+    let dir_env = dir.to_str().unwrap().to_owned();
+    let conf = Instance::v2(150).render("a");
+    let la = Daemon::start_env(
+        &lab,
+        Kind::Lbd,
+        &a,
+        &conf,
+        &[("LBD_TEST_DUMP_DIR", &dir_env)],
+    );
+    assert!(wait_until(ELECTION, || lab.has_addr(&a, "eth0", VIP4)));
+    let reloads = |d: &Dump, outcome: &str| {
+        d.value("lbd_reloads_total", &[("outcome", outcome)])
+            .unwrap_or(0.0)
+    };
+    let mut d = dump(&la, &dir);
+    assert_eq!(reloads(&d, "ok") + reloads(&d, "failed"), 0.0);
+    la.proc.signal(libc::SIGHUP);
+    assert!(wait_until(Duration::from_secs(10), || {
+        d = dump(&la, &dir);
+        reloads(&d, "ok") == 1.0
+    }));
+    std::fs::write(&la.conf, "a {\n".repeat(200)).unwrap();
+    la.proc.signal(libc::SIGHUP);
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            d = dump(&la, &dir);
+            reloads(&d, "failed") == 1.0
+        }),
+        "{}\n{}",
+        d.text,
+        la.log()
+    );
+    assert_eq!(reloads(&d, "ok"), 1.0);
+    let ev = d.events_of("reload", None);
+    assert_eq!(ev.len(), 2, "{:?}", d.events);
+    assert_eq!(ev[0]["outcome"], "applied");
+    assert_eq!(ev[1]["outcome"], "refused");
+    let err = ev[1]["error"].as_str().unwrap();
+    assert!(err.contains("nested deeper than"), "{err}");
+    assert!(ev[0]["seq"].as_u64() < ev[1]["seq"].as_u64());
+    // No transition from either.
+    assert_eq!(transitions(&d, "MASTER", "BACKUP"), 0.0, "{}", d.text);
 }
