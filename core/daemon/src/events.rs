@@ -210,14 +210,19 @@ struct Window {
 
 #[derive(Default)]
 pub struct DropLimiter {
-    keys: HashMap<(String, &'static str), Window>,
+    /// By name, then reason: a lookup allocates nothing (floods go here).
+    keys: HashMap<String, HashMap<&'static str, Window>>,
 }
 
 impl DropLimiter {
     /// One drop at `now`: `Some(n)` when it becomes an event, `n` being
     /// the drops of this key left out before it; `None` when suppressed.
     pub fn hit(&mut self, name: &str, reason: &'static str, now: Instant) -> Option<u64> {
-        match self.keys.get_mut(&(name.to_string(), reason)) {
+        if !self.keys.contains_key(name) {
+            self.keys.insert(name.to_string(), HashMap::new());
+        }
+        let by_reason = self.keys.get_mut(name)?;
+        match by_reason.get_mut(reason) {
             Some(w) if now.saturating_duration_since(w.since) < DROP_WINDOW => {
                 w.suppressed += 1;
                 None
@@ -231,8 +236,8 @@ impl DropLimiter {
                 Some(n)
             }
             None => {
-                self.keys.insert(
-                    (name.to_string(), reason),
+                by_reason.insert(
+                    reason,
                     Window {
                         since: now,
                         suppressed: 0,
@@ -248,15 +253,18 @@ impl DropLimiter {
     /// burst is not silent). Quiet keys are forgotten.
     pub fn expire(&mut self, now: Instant) -> Vec<(String, &'static str, u64)> {
         let mut out = Vec::new();
-        self.keys.retain(|(name, reason), w| {
-            if now.saturating_duration_since(w.since) < DROP_WINDOW {
-                return true;
-            }
-            if w.suppressed > 0 {
-                out.push((name.clone(), *reason, w.suppressed));
-            }
-            false
-        });
+        for (name, by_reason) in &mut self.keys {
+            by_reason.retain(|reason, w| {
+                if now.saturating_duration_since(w.since) < DROP_WINDOW {
+                    return true;
+                }
+                if w.suppressed > 0 {
+                    out.push((name.clone(), *reason, w.suppressed));
+                }
+                false
+            });
+        }
+        self.keys.retain(|_, by_reason| !by_reason.is_empty());
         out.sort();
         out
     }

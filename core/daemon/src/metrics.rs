@@ -376,6 +376,34 @@ impl Metrics {
             .set(i64::from(configured));
     }
 
+    /// Drops every series of an instance that no longer exists.
+    pub fn forget_instance(&self, instance: &str) {
+        let l = InstanceLabels {
+            instance: instance.to_string(),
+        };
+        let states = ["INIT", "BACKUP", "MASTER", "FAULT"];
+        for s in states {
+            self.vrrp.state.remove(&StateLabels {
+                instance: instance.to_string(),
+                state: s.to_string(),
+            });
+            for t in states {
+                self.vrrp.transitions.remove(&TransitionLabels {
+                    instance: instance.to_string(),
+                    from: s.to_string(),
+                    to: t.to_string(),
+                });
+            }
+        }
+        self.vrrp.priority.remove(&l);
+        self.vrrp.configured_priority.remove(&l);
+        self.vrrp.adverts_sent.remove(&l);
+        self.vrrp.adverts_received.remove(&l);
+        self.vrrp.send_errors.remove(&l);
+        self.vrrp.failover.remove(&l);
+        self.vrrp.last_failover.remove(&l);
+    }
+
     pub fn observe_failover(&self, instance: &str, took: Duration) {
         let l = InstanceLabels {
             instance: instance.to_string(),

@@ -107,16 +107,8 @@ struct Node {
     metrics: crate::metrics::Metrics,
     /// Dropped adverts become events at a limited rate.
     drop_events: crate::events::DropLimiter,
-    /// Per instance: when its last advert was accepted (the start of a
-    /// takeover's failover time).
-    heard: HashMap<usize, Instant>,
-    /// Per instance taking over: the failover start, until its first
-    /// gratuitous ARP/NA burst is out.
-    takeover: HashMap<usize, Instant>,
-    /// Per instance: the state as the last StateChange left it.
-    shown_state: HashMap<usize, State>,
-    /// Per instance: the priorities the gauges show.
-    shown_priority: HashMap<usize, (u8, u8)>,
+    /// Per instance, by name (an index may change with a reload).
+    observed: HashMap<String, observe::Observed>,
 }
 
 /// How route logs name a set of routes.
@@ -291,10 +283,7 @@ impl Node {
             events: crate::events::EventLog::new(crate::events::DEFAULT_CAPACITY),
             metrics: crate::metrics::Metrics::new(),
             drop_events: crate::events::DropLimiter::default(),
-            heard: HashMap::new(),
-            takeover: HashMap::new(),
-            shown_state: HashMap::new(),
-            shown_priority: HashMap::new(),
+            observed: HashMap::new(),
         };
         node.events.count_in(node.metrics.events.clone());
         for l in node.nl.links().await.context("listing links")? {

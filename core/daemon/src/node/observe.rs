@@ -4,9 +4,39 @@
 use super::*;
 
 use crate::metrics::{DropLabels, InstanceLabels, RsLabels, TransitionLabels, VsLabels};
+use prometheus_client::metrics::counter::Counter;
 use serde_json::{json, Map, Value};
 
+/// What the node keeps per instance for its events and metrics.
+#[derive(Default)]
+pub(super) struct Observed {
+    /// When its last advert was accepted (a takeover's failover starts there).
+    heard: Option<Instant>,
+    /// Taking over: the failover start, until the first GARP/NA burst is out.
+    takeover: Option<Instant>,
+    /// The state as its last StateChange left it.
+    state: Option<State>,
+    /// The (effective, configured) priority the gauges show.
+    priority: Option<(u8, u8)>,
+    /// Handles of the per-advert counters: no label allocation per advert.
+    sent: Option<Counter>,
+    received: Option<Counter>,
+}
+
+/// The record of instance `name`, made on first use (allocates only then).
+fn observed_of<'a>(map: &'a mut HashMap<String, Observed>, name: &str) -> Option<&'a mut Observed> {
+    if !map.contains_key(name) {
+        map.insert(name.to_string(), Observed::default());
+    }
+    map.get_mut(name)
+}
+
 impl Node {
+    fn observed(&mut self, i: usize) -> Option<&mut Observed> {
+        let name = self.insts.get(i)?.cfg.name.as_str();
+        observed_of(&mut self.observed, name)
+    }
+
     /// Every state change goes through here: logged with its sequence
     /// number, then the same record to the notify hooks.
     pub(super) fn emit(&mut self, kind: &str, name: &str, detail: Map<String, Value>) {
@@ -26,6 +56,10 @@ impl Node {
             return;
         };
         let name = inst.cfg.name.clone();
+        let group = inst
+            .group
+            .and_then(|g| self.groups.get(g))
+            .map(|g| g.name.clone());
         let (from_s, to_s) = (metric_state(from), metric_state(to));
         self.metrics
             .vrrp
@@ -37,67 +71,67 @@ impl Node {
             })
             .inc();
         self.metrics.set_instance_state(&name, to_s);
-        self.shown_state.insert(i, to);
+        if let Some(o) = self.observed(i) {
+            o.state = Some(to);
+            if to != State::Master {
+                o.takeover = None;
+            }
+        }
         let mut d = crate::events::detail(json!({
             "state": to_s,
             "prev": from_s,
             "reason": format!("{reason:?}"),
             "priority": priority,
         }));
-        if let Some(g) = inst.group.and_then(|g| self.groups.get(g)) {
-            d.insert("group".into(), g.name.clone().into());
+        if let Some(g) = group {
+            d.insert("group".into(), g.into());
         }
         self.emit("instance", &name, d);
         if to == State::Master {
             // No gratuitous ARP/NA went out (no VIP, or no sender): the
             // takeover is complete with the VIPs added.
-            self.takeover_done(i);
-        } else {
-            self.takeover.remove(&i);
+            if let Some(f) = self.takeover_timer(i) {
+                f();
+            }
         }
     }
 
     /// An advert was accepted for instance `i`.
     pub(super) fn heard_advert(&mut self, i: usize, now: Instant) {
-        self.heard.insert(i, now);
-        if let Some(inst) = self.insts.get(i) {
-            self.metrics
-                .vrrp
-                .adverts_received
-                .get_or_create(&InstanceLabels {
-                    instance: inst.cfg.name.clone(),
-                })
-                .inc();
-        }
+        let Some(inst) = self.insts.get(i) else {
+            return;
+        };
+        let name = inst.cfg.name.as_str();
+        let Some(o) = observed_of(&mut self.observed, name) else {
+            return;
+        };
+        o.heard = Some(now);
+        o.received
+            .get_or_insert_with(|| {
+                self.metrics
+                    .vrrp
+                    .adverts_received
+                    .get_or_create_owned(&InstanceLabels {
+                        instance: name.to_string(),
+                    })
+            })
+            .inc();
     }
 
     /// The VIPs of `i` are being added: when it comes from Backup having
     /// heard a master, a takeover starts, timed from that last advert.
     pub(super) fn takeover_starts(&mut self, i: usize) {
-        if self.shown_state.get(&i) == Some(&State::Backup) {
-            if let Some(at) = self.heard.get(&i) {
-                self.takeover.insert(i, *at);
+        if let Some(o) = self.observed(i) {
+            if o.state == Some(State::Backup) {
+                o.takeover = o.heard;
             }
         }
     }
 
-    /// The first gratuitous ARP/NA burst of `i` is out (or there is none).
-    pub(super) fn takeover_done(&mut self, i: usize) {
-        if let Some(start) = self.takeover.remove(&i) {
-            let took = start.elapsed();
-            let name = self.inst_name(i).to_string();
-            info!(
-                "VRRP_Instance({name}) failover took {:.3} s (last advert heard to VIPs added and gratuitous ARP/NA sent)",
-                took.as_secs_f64()
-            );
-            self.metrics.observe_failover(&name, took);
-        }
-    }
-
-    /// The failover timer for `i`, for a GARP burst sent beside the loop:
-    /// it observes the metric itself once its first burst is out.
+    /// The end of a takeover of `i` as a closure (the first GARP/NA burst
+    /// may go out beside the loop): it logs and observes the failover time.
     pub(super) fn takeover_timer(&mut self, i: usize) -> Option<Box<dyn FnOnce() + Send>> {
-        let start = self.takeover.remove(&i)?;
+        let start = self.observed(i)?.takeover.take()?;
         let name = self.inst_name(i).to_string();
         let m = self.metrics.clone();
         Some(Box::new(move || {
@@ -110,16 +144,24 @@ impl Node {
         }))
     }
 
-    pub(super) fn advert_sent(&self, i: usize) {
-        if let Some(inst) = self.insts.get(i) {
-            self.metrics
-                .vrrp
-                .adverts_sent
-                .get_or_create(&InstanceLabels {
-                    instance: inst.cfg.name.clone(),
-                })
-                .inc();
-        }
+    pub(super) fn advert_sent(&mut self, i: usize) {
+        let Some(inst) = self.insts.get(i) else {
+            return;
+        };
+        let name = inst.cfg.name.as_str();
+        let Some(o) = observed_of(&mut self.observed, name) else {
+            return;
+        };
+        o.sent
+            .get_or_insert_with(|| {
+                self.metrics
+                    .vrrp
+                    .adverts_sent
+                    .get_or_create_owned(&InstanceLabels {
+                        instance: name.to_string(),
+                    })
+            })
+            .inc();
     }
 
     /// A received packet was dropped: counted always, an event at most
@@ -168,15 +210,17 @@ impl Node {
 
     /// Effective and configured priority gauges, set when they change.
     pub(super) fn refresh_priorities(&mut self) {
-        for i in 0..self.insts.len() {
+        for (i, inst) in self.insts.iter().enumerate() {
             let Some(eff) = self.router.effective_priority(i) else {
                 continue;
             };
-            let conf = self.insts[i].cfg.priority;
-            if self.shown_priority.get(&i) != Some(&(eff, conf)) {
-                self.shown_priority.insert(i, (eff, conf));
-                self.metrics
-                    .set_priority(&self.insts[i].cfg.name, eff, conf);
+            let now = (eff, inst.cfg.priority);
+            let Some(o) = observed_of(&mut self.observed, &inst.cfg.name) else {
+                continue;
+            };
+            if o.priority != Some(now) {
+                o.priority = Some(now);
+                self.metrics.set_priority(&inst.cfg.name, now.0, now.1);
             }
         }
     }
@@ -189,7 +233,20 @@ impl Node {
             self.metrics
                 .set_instance_state(&self.insts[i].cfg.name, metric_state(state));
         }
-        self.shown_priority.clear();
+        // Instances gone with a reload: their series go too.
+        let gone: Vec<String> = self
+            .observed
+            .keys()
+            .filter(|n| !self.insts.iter().any(|i| &i.cfg.name == *n))
+            .cloned()
+            .collect();
+        for name in gone {
+            self.observed.remove(&name);
+            self.metrics.forget_instance(&name);
+        }
+        for o in self.observed.values_mut() {
+            o.priority = None;
+        }
         self.refresh_priorities();
         let m = &self.metrics.checks;
         m.rs_up.clear();
