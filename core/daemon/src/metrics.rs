@@ -635,6 +635,33 @@ mod tests {
         assert!(text.ends_with("# EOF\n"));
     }
 
+    #[tokio::test]
+    async fn a_forgotten_instance_leaves_no_series() {
+        let m = Metrics::new();
+        for name in ["VI_1", "VI_2"] {
+            m.set_instance_state(name, "BACKUP");
+            m.set_priority(name, 100, 100);
+            m.observe_failover(name, Duration::from_millis(500));
+            m.vrrp
+                .transitions
+                .get_or_create(&TransitionLabels {
+                    instance: name.into(),
+                    from: "INIT".into(),
+                    to: "BACKUP".into(),
+                })
+                .inc();
+        }
+        m.forget_instance("VI_1");
+        let text = m.scrape().await;
+        assert!(!text.contains("\"VI_1\""), "{text}");
+        assert!(
+            text.contains(
+                "lbd_vrrp_transitions_total{instance=\"VI_2\",from=\"INIT\",to=\"BACKUP\"} 1"
+            ),
+            "{text}"
+        );
+    }
+
     #[test]
     fn sigusr1_line_lists_nonzero_counters() {
         let m = Metrics::new();
