@@ -32,6 +32,14 @@ pub fn lbd_path() -> PathBuf {
     }
 }
 
+/// lbctl, built beside lbd: `LBCTL_BIN`, else next to [`lbd_path`].
+pub fn lbctl_path() -> PathBuf {
+    match std::env::var_os("LBCTL_BIN") {
+        Some(p) => PathBuf::from(p),
+        None => lbd_path().with_file_name("lbctl"),
+    }
+}
+
 /// The lbd binary when it is usable for lab tests, else None with a printed
 /// reason. "Usable" = it exists and its `--help` mentions `--api-socket`
 /// (the placeholder `fn main() {}` binary does not).
@@ -218,15 +226,31 @@ pub struct Daemon {
 impl Daemon {
     /// Start `kind` in `node` with `conf` (keepalived.conf text).
     pub fn start(lab: &Lab, kind: Kind, node: &Node, conf: &str) -> Daemon {
-        Daemon::start_env(lab, kind, node, conf, &[])
+        Daemon::start_full(lab, kind, node, conf, &[], &[])
     }
 
-    /// [`Daemon::start`] with extra environment for lbd (e.g. a test hook's).
+    /// `start`, with lbd given `extra` arguments (e.g. `--metrics-listen`).
+    pub fn start_with(lab: &Lab, kind: Kind, node: &Node, conf: &str, extra: &[&str]) -> Daemon {
+        Daemon::start_full(lab, kind, node, conf, extra, &[])
+    }
+
+    /// `start`, with extra environment for lbd (e.g. a test hook's).
     pub fn start_env(
         lab: &Lab,
         kind: Kind,
         node: &Node,
         conf: &str,
+        extra_env: &[(&str, &str)],
+    ) -> Daemon {
+        Daemon::start_full(lab, kind, node, conf, &[], extra_env)
+    }
+
+    fn start_full(
+        lab: &Lab,
+        kind: Kind,
+        node: &Node,
+        conf: &str,
+        extra: &[&str],
         extra_env: &[(&str, &str)],
     ) -> Daemon {
         let tag = format!("{}-{}", node.name, kind.label());
@@ -271,13 +295,17 @@ impl Daemon {
             Kind::Lbd => {
                 let bin = lbd_path();
                 let sock = lab.path(&format!("{tag}.sock"));
-                let argv = [
+                let mut argv = vec![
                     bin.to_str().unwrap(),
                     "-f",
                     &c,
                     "--api-socket",
                     sock.to_str().unwrap(),
+                    // Tests read the log; a host with journald must not take it.
+                    "--log-target",
+                    "stderr",
                 ];
+                argv.extend_from_slice(extra);
                 // Debug level: hostile tests read `drop iface=.. vrid=.. reason=..` lines.
                 // No plugin directory: the bundled plugins are the ones
                 // compiled into lbd, as on a node where only the binary is

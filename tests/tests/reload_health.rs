@@ -1,7 +1,7 @@
 //! Health and VRRP state across SIGHUP, lbd master against a keepalived
 //! backup: a restarted check starts from the state the node holds (a
 //! script failing at the reload that recovers is seen to recover), and a
-//! reload does not half-apply VRRP settings it says wait for a restart.
+//! reload applies a script's new weight in place, at once and whole.
 #![cfg(feature = "lab")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -88,12 +88,13 @@ fn script_failing_at_reload_is_seen_to_recover() {
     );
 }
 
-/// A reload that changes the script's weight (-60 to -10) is a VRRP change:
-/// lbd warns that it waits for a restart, and it must then really wait. Read
-/// the new weight and lbd would go to 140 and take the VIP.
+/// A reload that changes the script's weight (-60 to -10) is applied in
+/// place: with the script still failing lbd goes from 90 to 140, above the
+/// keepalived backup's 100, and takes the VIP back by election (preempt),
+/// without restarting the instance.
 #[test]
-fn script_weight_change_waits_for_restart() {
-    let lab = lab_for("reload-weight-waits", &[Kind::Lbd, Kind::Keepalived]);
+fn script_weight_change_applies_in_place() {
+    let lab = lab_for("reload-weight-applies", &[Kind::Lbd, Kind::Keepalived]);
     let (a, b) = (lab.node("a"), lab.node("b"));
     let nodes = [&a, &b];
     let flag = lab.path("chk.flag");
@@ -108,21 +109,34 @@ fn script_weight_change_waits_for_restart() {
     fs::write(&da.conf, lbd_conf(&flag, 1, -10)).unwrap();
     reload(&da, 1);
     assert!(
-        da.log().contains("not applied until lbd restarts"),
-        "no warning for a weight change:\n{}",
+        !da.log().contains("restarting it"),
+        "a weight change restarted the instance:\n{}",
         da.log()
     );
-    // The script recovers (150 either way), then fails again: the
-    // priority is recomputed, and must be 150 - 60 = 90 again, not 140.
+    expect_holder(&lab, &nodes, &a, "lbd at 140 after the reload");
+    // And the new weight is the one in force from then on: the script
+    // recovers (150) and fails again (140): lbd keeps the VIP.
     fs::write(&flag, "").unwrap();
-    expect_holder(&lab, &nodes, &a, "script recovered after the reload");
+    assert!(
+        wait_until(ELECTION, || da
+            .log()
+            .matches("VRRP_Script(chk) succeeded")
+            .count()
+            >= 1),
+        "{}",
+        da.log()
+    );
     fs::remove_file(&flag).unwrap();
     assert!(
-        wait_sole_holder(&lab, &nodes, &b, "eth0", VIP4, ELECTION),
-        "lbd applied the new weight: {}\n{}",
-        describe(&lab, &nodes, "eth0", VIP4),
+        wait_until(ELECTION, || da
+            .log()
+            .matches("VRRP_Script(chk) failed")
+            .count()
+            >= 2),
+        "{}",
         da.log()
     );
+    expect_holder(&lab, &nodes, &a, "lbd at 140 with the script failing again");
 }
 
 /// An edit that only moves lines (a comment on top) is no change at all.
@@ -138,7 +152,7 @@ fn reload_shifting_lines_is_no_vrrp_change() {
     fs::write(&da.conf, format!("# moved down\n\n\n{conf}")).unwrap();
     reload(&da, 1);
     assert!(
-        !da.log().contains("not applied"),
+        !da.log().contains("changed in place") && !da.log().contains("restarting it"),
         "a line shift counted as a VRRP change:\n{}",
         da.log()
     );

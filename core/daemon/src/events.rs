@@ -113,6 +113,18 @@ impl EventLog {
         (recs, oldest)
     }
 
+    /// Sequence number of the newest record (0 before any).
+    pub fn last_seq(&self) -> u64 {
+        let g = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        g.next_seq - 1
+    }
+
+    /// How many followers are subscribed.
+    #[cfg(test)]
+    pub fn followers(&self) -> usize {
+        self.tx.receiver_count()
+    }
+
     /// Records pushed from now on. Subscribe before calling `since` and
     /// drop what `since` already returned: no record is lost in between.
     #[allow(dead_code)] // served by the API

@@ -240,8 +240,12 @@ impl CheckJob {
             let (changed, next) = state.on_result(out.ok);
             if !out.ok && changed.is_none() && state.is_up() {
                 info!(
+                    plugin = self.plugin,
+                    vs = self.rs.vs,
                     "check {} on {} failed ({}), retrying",
-                    self.plugin, self.rs, out.message
+                    self.plugin,
+                    self.rs,
+                    out.message
                 );
             }
             // misc_dynamic: a weight reported by a passing check.
@@ -309,9 +313,20 @@ impl ScriptJob {
             );
             if let Some(ok) = self.state.on_result(out.ok) {
                 if !ok {
-                    warn!("VRRP_Script({}) failed: {}", self.name, out.message);
+                    warn!(
+                        plugin = self.plugin,
+                        state = "FAILED",
+                        "VRRP_Script({}) failed: {}",
+                        self.name,
+                        out.message
+                    );
                 } else {
-                    info!("VRRP_Script({}) succeeded", self.name);
+                    info!(
+                        plugin = self.plugin,
+                        state = "OK",
+                        "VRRP_Script({}) succeeded",
+                        self.name
+                    );
                 }
                 let ev = HealthEv {
                     gen: self.gen,

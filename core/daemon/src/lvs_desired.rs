@@ -82,6 +82,11 @@ impl Plan {
             .collect()
     }
 
+    /// Each virtual server and the kernel services it owns (`/ipvs`).
+    pub fn planned(&self) -> impl Iterator<Item = (&cfg::VirtualServer, &[ServiceKey])> {
+        self.vs.iter().map(|p| (&p.vs, p.keys.as_slice()))
+    }
+
     /// The services of the virtual server named `vs` (a health change).
     pub fn services_of(&self, vs: &str, health: &Model) -> Vec<Service> {
         self.vs
@@ -212,12 +217,7 @@ fn service(vs: &cfg::VirtualServer, key: ServiceKey, health: &Model) -> Service 
     }
     spec.pe_name = vs.persistence_engine.clone();
     let mut svc = Service::new(key.clone(), spec);
-    // keepalived fills a missing real-server port from the service's.
-    let vs_port = match key {
-        ServiceKey::Addr { port, .. } => port,
-        ServiceKey::Fwmark { .. } => 0,
-    };
-    let port = |p: u16| if p == 0 { vs_port } else { p };
+    let port = |p: u16| dest_port(&key, p);
     // keepalived (ipwrapper.c): below quorum the sorry server takes the
     // traffic and the live real servers leave; a failed server is removed,
     // or kept with weight 0 under `inhibit_on_failure`.
@@ -239,6 +239,15 @@ fn service(vs: &cfg::VirtualServer, key: ServiceKey, health: &Model) -> Service 
         svc = svc.with_dest(DestKey::new(s.ip, port(s.port)), dest(&s.fwd, 1, 0, 0));
     }
     svc
+}
+
+/// A real server's port in the kernel service `key`: keepalived fills a
+/// missing one from the service's.
+pub fn dest_port(key: &ServiceKey, port: u16) -> u16 {
+    match (key, port) {
+        (ServiceKey::Addr { port, .. }, 0) => *port,
+        (_, p) => p,
+    }
 }
 
 /// The kernel's sync-daemon request for `lvs_sync_daemon`.

@@ -2,28 +2,27 @@
 
 mod api;
 mod cli;
+mod control;
 mod events;
 mod health;
+mod logging;
 mod lvs;
 mod lvs_desired;
 mod metrics;
 mod node;
 mod notify;
+mod offline;
 mod pid1;
 mod plugins;
 mod reload;
 mod routes;
+mod service;
 mod setup;
 mod vrrp_io;
 
 use std::process::ExitCode;
 
 use anyhow::Result;
-use tracing_subscriber::EnvFilter;
-
-/// `--check`: the configuration loads, but only after lbd repaired or
-/// ignored something (keepalived's KEEPALIVED_CHK_EXIT_CONFIG_TEST).
-const EXIT_REPAIRED: u8 = 5;
 
 fn main() -> ExitCode {
     let parsed = match cli::parse(std::env::args().skip(1)) {
@@ -34,17 +33,15 @@ fn main() -> ExitCode {
         }
     };
     let args = match parsed {
-        cli::Parsed::Help => {
-            print!("{}", cli::USAGE);
-            return ExitCode::SUCCESS;
-        }
-        cli::Parsed::Version => {
-            println!("lbd {}", env!("CARGO_PKG_VERSION"));
+        cli::Parsed::Print(text) => {
+            use std::io::Write;
+            // A closed pipe (`lbd --help | head`) is not a panic.
+            let _ = write!(std::io::stdout().lock(), "{text}");
             return ExitCode::SUCCESS;
         }
         cli::Parsed::Run(a) => a,
     };
-    init_logging(args.log_level.as_deref());
+    logging::init(args.log_level(), args.log_target);
     match run(args) {
         Ok(code) => code,
         Err(e) => {
@@ -53,16 +50,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn init_logging(level: Option<&str>) {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(level.unwrap_or("info")));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .init();
 }
 
 fn run(args: cli::Args) -> Result<ExitCode> {
@@ -74,56 +61,29 @@ fn run(args: cli::Args) -> Result<ExitCode> {
     let path = setup::config_path(args.config.as_deref())?;
     let loaded = setup::load_config(&path)?;
     if args.check {
-        // write! rather than println!: a closed pipe (`lbd --check | head`) is not a panic.
-        use std::io::Write;
-        let mut out = std::io::stdout().lock();
-        for w in &loaded.warnings {
-            let _ = writeln!(out, "{w}");
-        }
-        let repaired = loaded
-            .warnings
-            .iter()
-            .filter(|w| w.kind == lbd_config::WarningKind::Repaired)
-            .count();
-        let _ = writeln!(
-            out,
-            "{}: {} ({} vrrp instance(s), {} sync group(s), {} virtual server(s), {} warning(s), {} repaired or ignored)",
-            path.display(),
-            if repaired == 0 { "ok" } else { "loads with repairs" },
-            loaded.config.instances.len(),
-            loaded.config.sync_groups.len(),
-            loaded.config.virtual_servers.len(),
-            loaded.warnings.len(),
-            repaired,
-        );
-        // keepalived -t exits 5 when it had to repair the configuration.
-        return Ok(ExitCode::from(if repaired == 0 {
-            0
-        } else {
-            EXIT_REPAIRED
-        }));
+        return Ok(ExitCode::from(offline::check(
+            &path,
+            &loaded,
+            &mut std::io::stdout().lock(),
+        )));
     }
     if args.convert {
-        // The TOML keeps them as comments; the operator hears of them here.
-        for s in &loaded.config.skipped_checks {
-            eprintln!(
-                "lbd: {}: warning: {} is not converted (lbd does not run it): the real server is treated as up",
-                s.span, s.kind
-            );
-        }
-        use std::io::Write;
-        let toml = lbd_config::to_toml(&loaded.config).map_err(|e| {
-            anyhow::anyhow!("--convert: cannot write the configuration as TOML: {e}")
-        })?;
-        let _ = write!(std::io::stdout().lock(), "{toml}");
+        offline::convert(
+            "lbd",
+            &loaded,
+            &mut std::io::stdout().lock(),
+            &mut std::io::stderr(),
+        )?;
         return Ok(ExitCode::SUCCESS);
     }
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }
     lbd_sys::check_privileges()?;
-    let _api = api::ApiSocket::reserve(&args.api_socket)?;
-    with_runtime(node::run(loaded.config, path))?;
+    let api = api::ApiSocket::reserve(&args.api_socket)?;
+    let listeners = api::Listeners::bind(&api, args.metrics_listen.as_deref())?;
+    with_runtime(node::run(loaded.config, path, listeners))?;
+    drop(api);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use lbd_config::Config;
-use lbd_plugin::{Host, HostConfig};
+use lbd_plugin::{Host, HostConfig, LoadReport};
 use tracing::{info, warn};
 
 /// Where the bundled plugins are installed, and where operators add theirs.
@@ -103,7 +103,19 @@ fn dirs(c: &Config) -> Vec<PathBuf> {
         .collect()
 }
 
-pub fn start(c: &Config) -> Result<Host> {
+/// A loaded plugin file, for `/status`.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PluginFile {
+    /// The file stem: what the host's statistics are keyed by.
+    pub name: String,
+    pub path: String,
+    /// The earlier file of the same name it replaces.
+    pub overrides: Option<String>,
+    pub checks: Vec<String>,
+    pub notifiers: Vec<String>,
+}
+
+pub fn start(c: &Config) -> Result<(Host, Vec<PluginFile>)> {
     let g = &c.global;
     let cfg = HostConfig {
         builtin: BUILTIN,
@@ -115,11 +127,38 @@ pub fn start(c: &Config) -> Result<Host> {
         script_user: crate::setup::script_user(c)?,
     };
     let (host, report) = Host::start(cfg).context("starting the plugin host")?;
+    log_report(&report);
+    Ok((host, files(&report)))
+}
+
+/// The plugin files a load reports, for `/status`.
+pub fn files(report: &LoadReport) -> Vec<PluginFile> {
+    report
+        .loaded
+        .iter()
+        .map(|p| PluginFile {
+            name: p
+                .path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            path: p.path.display().to_string(),
+            overrides: p.overrides.as_ref().map(|o| o.display().to_string()),
+            checks: p.checks.clone(),
+            notifiers: p.notifiers.clone(),
+        })
+        .collect()
+}
+
+/// Logs what a load loaded and refused.
+pub fn log_report(report: &LoadReport) {
     for r in &report.refused {
         warn!("plugin refused: {r}");
     }
     for p in &report.loaded {
         info!(
+            // The name plugin stop and lb.log lines use: the file's stem.
+            plugin = %p.path.file_stem().unwrap_or_default().to_string_lossy(),
             "plugin {}: checks [{}] notify [{}] discovery [{}]{}",
             p.path.display(),
             p.checks.join(" "),
@@ -131,7 +170,6 @@ pub fn start(c: &Config) -> Result<Host> {
                 .unwrap_or_default()
         );
     }
-    Ok(host)
 }
 
 /// Every check, tracked script and notify hook names a loaded plugin; the

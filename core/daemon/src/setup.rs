@@ -31,21 +31,13 @@ static CONFIG_ID: OnceLock<Option<String>> = OnceLock::new();
 /// `given` (lbd's `-i`), else the hostname up to its first dot, as
 /// keepalived defaults it.
 pub fn set_config_id(given: Option<&str>) {
-    let id = given.map(str::to_string).or_else(|| {
-        let h = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
-        let short = h.trim().split('.').next().unwrap_or("").to_string();
-        (!short.is_empty()).then_some(short)
-    });
-    let _ = CONFIG_ID.set(id);
+    let _ = CONFIG_ID.set(crate::offline::config_id(given));
 }
 
 /// Loads and validates; on any error nothing is applied and every finding is
 /// reported with its file:line.
 pub fn load_config(path: &Path) -> Result<lbd_config::Loaded> {
-    let opts = lbd_config::ReadOptions {
-        config_id: CONFIG_ID.get().cloned().flatten(),
-    };
-    lbd_config::load_with(path, &opts).map_err(|e| anyhow!("configuration rejected:\n{e}"))
+    crate::offline::load(path, CONFIG_ID.get().cloned().flatten())
 }
 
 /// Stack of the reload reader thread: as much as the main thread has. The
@@ -103,6 +95,11 @@ impl Reloader {
                 path.display()
             ),
         }
+    }
+
+    /// A read is under way.
+    pub fn busy(&self) -> bool {
+        self.busy
     }
 
     /// The last read was handled: start the one asked for meanwhile.

@@ -166,6 +166,7 @@ where
     });
 }
 
+#[derive(Clone, Debug)]
 pub struct Vip {
     pub ifindex: u32,
     pub ifname: String,

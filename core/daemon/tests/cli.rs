@@ -181,7 +181,11 @@ fn convert_round_trips_through_check() {
 fn usage_errors() {
     let o = lbd(&["--no-such-flag"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(text(&o).contains("unknown argument"));
+    assert!(
+        text(&o).contains("unexpected argument '--no-such-flag'"),
+        "{}",
+        text(&o)
+    );
     let o = lbd(&["-f", "/nonexistent/keepalived.conf", "--check"]);
     assert!(!o.status.success());
     assert!(

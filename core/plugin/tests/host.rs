@@ -740,3 +740,48 @@ async fn option_errors_name_the_function_and_the_field() {
     );
     assert_eq!(parts[5], "coerced 42\n");
 }
+
+#[tokio::test]
+async fn reload_rereads_files_and_keeps_a_plugin_whose_new_file_breaks() {
+    let ops = dir("reload");
+    write(
+        &ops,
+        "probe.lua",
+        &check_plugin("probe", "return true, 'v1'"),
+    );
+    let (mut h, _) = Host::start(cfg(vec![ops.clone()])).unwrap();
+    assert_eq!(run(&h, "probe").await.message, "v1");
+
+    write(
+        &ops,
+        "probe.lua",
+        &check_plugin("probe", "return true, 'v2'"),
+    );
+    write(
+        &ops,
+        "fresh.lua",
+        &check_plugin("fresh", "return true, 'new'"),
+    );
+    let r = h.reload().await.unwrap();
+    assert!(r.kept.is_empty(), "{:?}", r.kept);
+    assert_eq!(run(&h, "probe").await.message, "v2");
+    assert!(h.has_check("fresh"));
+    assert_eq!(run(&h, "fresh").await.message, "new");
+
+    // A syntax error: the running v2 carries on, and the report says so.
+    write(&ops, "probe.lua", "lb.check(\"probe\", {\n");
+    let r = h.reload().await.unwrap();
+    assert!(
+        r.kept
+            .iter()
+            .any(|(n, k)| n == "probe" && k.contains("keeping the running version")),
+        "{:?}",
+        r.kept
+    );
+    assert!(h.has_check("probe"));
+    assert_eq!(run(&h, "probe").await.message, "v2");
+    // Removed from disk: gone after the next reload.
+    std::fs::remove_file(ops.join("fresh.lua")).unwrap();
+    h.reload().await.unwrap();
+    assert!(!h.has_check("fresh"));
+}

@@ -95,6 +95,8 @@ pub enum Reason {
     FaultCleared,
     /// Forced by the sync group (`ForceMaster` / `ForceBackup`).
     Sync,
+    /// The operator demoted the instance (maintenance) or promoted it back.
+    Maintenance,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -115,6 +117,10 @@ pub enum Input {
     ForceMaster,
     ForceBackup,
     ForceFault(bool),
+    /// Maintenance (`lbctl demote` / `promote`): a demoted instance resigns
+    /// mastership with a priority-0 advert (RFC 9568 §6.4.3, as at shutdown)
+    /// and stays Backup, never taking over, until promoted.
+    Demote(bool),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -153,6 +159,10 @@ pub struct Instance {
     master_adver_interval: Duration,
     own_fault: bool,
     forced_fault: bool,
+    /// The last tracking adjustment: a reload that changes the base
+    /// priority applies it again.
+    adjust: i32,
+    demoted: bool,
     adver_timer: Option<Instant>,
     master_down_timer: Option<Instant>,
     garp_delay_timer: Option<Instant>,
@@ -174,6 +184,8 @@ impl Instance {
             state: State::Initialize,
             own_fault: false,
             forced_fault: false,
+            adjust: 0,
+            demoted: false,
             adver_timer: None,
             master_down_timer: None,
             garp_delay_timer: None,
@@ -199,6 +211,16 @@ impl Instance {
 
     pub fn effective_priority(&self) -> u8 {
         self.effective_priority
+    }
+
+    /// Demoted by the operator (see [`Input::Demote`]).
+    pub fn is_demoted(&self) -> bool {
+        self.demoted
+    }
+
+    /// The sum of tracking weights last applied.
+    pub fn priority_adjust(&self) -> i32 {
+        self.adjust
     }
 
     /// True while an own or a group-forced fault holds the instance down.
@@ -253,11 +275,48 @@ impl Instance {
         self.actions.pop_front()
     }
 
+    /// A reload changed this instance's settings (same VRID, version and
+    /// address; anything else is a new instance). State and timers carry
+    /// over: an election follows only where the new priorities call for one
+    /// (a master keeps its advert rhythm and carries the new priority in its
+    /// next advert; a backup's Master_Down_Timer shifts with Skew_Time).
+    pub fn reconfigure(&mut self, now: Instant, cfg: InstanceConfig) {
+        let old_int = self.advert_int();
+        let old_garp = self.cfg.garp;
+        self.cfg = cfg;
+        let new_int = self.advert_int();
+        if new_int != old_int {
+            if self.state == State::Master {
+                // Keep the phase: the next advert comes one new interval
+                // after the last one sent, never in the past.
+                if let Some(at) = self.adver_timer {
+                    let last = at.checked_sub(old_int).unwrap_or(now);
+                    self.adver_timer = Some(after(last, new_int).max(now));
+                }
+                self.master_adver_interval = new_int;
+            } else if self.cfg.version == Version::V2 {
+                // v2 has no learnt interval (RFC 3768 §7.1 drops mismatches).
+                self.master_adver_interval = new_int;
+            }
+        }
+        if self.state == State::Master && self.cfg.garp != old_garp {
+            let g = self.cfg.garp;
+            if g.master_refresh.is_zero() {
+                self.garp_refresh_timer = None;
+            } else if old_garp.master_refresh != g.master_refresh {
+                self.garp_refresh_timer = Some(after(now, g.master_refresh));
+            }
+        }
+        // The new base priority with the tracking adjustment in force.
+        let new = self.derived_priority();
+        self.set_effective_priority(now, new);
+    }
+
     /// Fire every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         if due(self.master_down_timer, now) {
             self.master_down_timer = None;
-            if self.state == State::Backup {
+            if self.state == State::Backup && !self.demoted {
                 self.become_master(now, State::Backup, Reason::MasterDown);
             }
         }
@@ -295,6 +354,7 @@ impl Instance {
                 self.fault_changed(now);
             }
             Input::PriorityAdjust(adj) => self.adjust_priority(now, adj),
+            Input::Demote(on) => self.demote(now, on),
             Input::ForceMaster => {
                 if self.state == State::Backup {
                     self.become_master(now, State::Backup, Reason::Sync);
@@ -328,6 +388,25 @@ impl Instance {
             self.master_down_timer = Some(after(now, mai.saturating_add(mai / 256)));
         } else {
             self.enter_backup(now, Reason::Startup);
+        }
+    }
+
+    fn demote(&mut self, now: Instant, on: bool) {
+        if on == self.demoted {
+            return;
+        }
+        self.demoted = on;
+        match self.state {
+            State::Master if on => {
+                self.leave_master(now, State::Backup, Reason::Maintenance, true);
+                self.master_down_timer = None;
+            }
+            // Never takes over while demoted.
+            State::Backup if on => self.master_down_timer = None,
+            // Promoted: a fresh Master_Down_Interval to hear the master; a
+            // higher priority with preempt then takes over (RFC 9568 §6.4.2).
+            State::Backup => self.master_down_timer = Some(after(now, self.master_down_interval())),
+            State::Initialize | State::Master | State::Fault => {}
         }
     }
 
@@ -371,6 +450,11 @@ impl Instance {
         let higher_or_equal = priority >= self.effective_priority;
         let in_delay =
             !self.cfg.preempt_delay.is_zero() && self.preempt_until.is_none_or(|until| until > now);
+        if self.demoted {
+            // Maintenance: follow the master's interval, never take over.
+            self.learn_interval(interval_cs);
+            return;
+        }
         if !self.cfg.preempt || higher_or_equal || in_delay {
             self.learn_interval(interval_cs);
             self.master_down_timer = Some(after(now, self.master_down_interval()));
@@ -457,14 +541,23 @@ impl Instance {
     }
 
     fn adjust_priority(&mut self, now: Instant, adj: i32) {
-        // keepalived vrrp_set_effective_priority(): the owner is never
-        // adjusted; others are clamped to 1..=254 so tracking can neither
-        // resign (0) nor claim ownership (255).
+        self.adjust = adj;
+        let new = self.derived_priority();
+        self.set_effective_priority(now, new);
+    }
+
+    /// keepalived vrrp_set_effective_priority(): the owner is never
+    /// adjusted; others are clamped to 1..=254 so tracking can neither
+    /// resign (0) nor claim ownership (255).
+    fn derived_priority(&self) -> u8 {
         if self.cfg.priority == PRIORITY_OWNER {
-            return;
+            return PRIORITY_OWNER;
         }
-        let total = i64::from(self.cfg.priority) + i64::from(adj);
-        let new = u8::try_from(total.clamp(1, 254)).unwrap_or(1);
+        let total = i64::from(self.cfg.priority) + i64::from(self.adjust);
+        u8::try_from(total.clamp(1, 254)).unwrap_or(1)
+    }
+
+    fn set_effective_priority(&mut self, now: Instant, new: u8) {
         if new == self.effective_priority {
             return;
         }
@@ -504,6 +597,13 @@ impl Instance {
     /// RFC 9568 §6.4.1/§6.4.2 "transition to Master": VIPs, advert, GARP,
     /// then the notification.
     fn become_master(&mut self, now: Instant, from: State, reason: Reason) {
+        if self.demoted {
+            // Maintenance holds it in Backup (owner start, fault cleared,
+            // sync-group force alike).
+            self.enter_backup(now, reason);
+            self.master_down_timer = None;
+            return;
+        }
         self.stop_timers();
         self.preempt_until = None;
         self.master_adver_interval = self.advert_int();

@@ -202,6 +202,9 @@ struct Inst {
     rx: InstanceRx,
     replay: AhReplayState,
     tx: TxOpts,
+    /// Removed by a reload: its id stays reserved (ids are indices), it
+    /// matches no advert and takes no input.
+    removed: bool,
 }
 
 #[derive(Debug)]
@@ -229,6 +232,10 @@ pub enum RouterError {
     UnknownMember(InstanceId),
     #[error("instance {0} is already in a sync group")]
     AlreadyGrouped(String),
+    #[error("instance {0}: socket, VRID, version or address changed: not a change in place")]
+    NotInPlace(String),
+    #[error("instance {0} does not exist")]
+    UnknownInstance(InstanceId),
 }
 
 impl Router {
@@ -248,28 +255,12 @@ impl Router {
         if !self.sockets.iter().any(|(s, _)| *s == cfg.socket) {
             return Err(RouterError::UnknownSocket(cfg.name.clone(), cfg.socket));
         }
-        let version = cfg.fsm.version;
-        let interval_cs = u16::try_from(cfg.fsm.advert_int.as_millis() / 10).unwrap_or(u16::MAX);
-        let old_always = !cfg.unicast_peers.is_empty() && cfg.old_checksum == OldChecksum::Always;
-        let rx = InstanceRx {
-            version,
-            interval_cs,
-            auth: cfg.auth,
-            check_addrs: cfg.check_addrs.then(|| cfg.advert_addrs.clone()),
-            own_addr: Some(cfg.fsm.primary_addr),
-        };
+        let (rx, advert) = wire_settings(&cfg);
         let tx = TxOpts {
             auth: cfg.auth,
             v3_checksum_as_v2: cfg.v3_checksum_as_v2,
-            checksum_dst: old_always.then_some(cfg.mcast_group4),
+            checksum_dst: old_checksum_always(&cfg).then_some(cfg.mcast_group4),
             ..TxOpts::default()
-        };
-        let advert = Advert {
-            version,
-            vrid: cfg.fsm.vrid,
-            priority: cfg.fsm.priority,
-            interval_cs,
-            addrs: cfg.advert_addrs.clone(),
         };
         self.insts.push(Inst {
             fsm: Instance::new(cfg.fsm.clone()),
@@ -279,8 +270,98 @@ impl Router {
             rx,
             replay: AhReplayState::new(),
             tx,
+            removed: false,
         });
         Ok(self.insts.len() - 1)
+    }
+
+    /// A reload changed instance `i`'s settings. Only a change in place is
+    /// taken (same socket, VRID, version and source address); anything else
+    /// is [`RouterError::NotInPlace`]: remove it and add it anew. State,
+    /// timers, AH sequence numbers and IP IDs carry over, so an unchanged
+    /// instance keeps its advert rhythm exactly.
+    pub fn reconfigure_instance(
+        &mut self,
+        now: Instant,
+        i: InstanceId,
+        cfg: RouterInstanceConfig,
+    ) -> Result<(), RouterError> {
+        let inst = self
+            .insts
+            .get_mut(i)
+            .filter(|x| !x.removed)
+            .ok_or(RouterError::UnknownInstance(i))?;
+        let (a, b) = (&inst.cfg, &cfg);
+        if a.socket != b.socket
+            || a.fsm.vrid != b.fsm.vrid
+            || a.fsm.version != b.fsm.version
+            || a.fsm.primary_addr != b.fsm.primary_addr
+        {
+            return Err(RouterError::NotInPlace(cfg.name.clone()));
+        }
+        if *a == cfg {
+            return Ok(());
+        }
+        let (rx, advert) = wire_settings(&cfg);
+        inst.rx = rx;
+        inst.advert = advert;
+        // A switch to the old checksum learnt from a peer stays learnt.
+        let learnt = inst.tx.checksum_dst.is_some() && cfg.old_checksum == OldChecksum::Auto;
+        inst.tx.checksum_dst = (learnt || old_checksum_always(&cfg)).then_some(cfg.mcast_group4);
+        inst.tx.auth = cfg.auth;
+        inst.tx.v3_checksum_as_v2 = cfg.v3_checksum_as_v2;
+        inst.fsm.reconfigure(now, cfg.fsm.clone());
+        inst.cfg = cfg;
+        self.drain(now);
+        Ok(())
+    }
+
+    /// Stops instance `i` as at shutdown (a master sends priority 0 and
+    /// removes its VIPs) and retires its id. Remove its sync group first.
+    pub fn remove_instance(&mut self, now: Instant, i: InstanceId) {
+        let Some(inst) = self.insts.get_mut(i).filter(|x| !x.removed) else {
+            return;
+        };
+        inst.fsm.handle(now, Input::Shutdown);
+        self.drain(now);
+        if let Some(inst) = self.insts.get_mut(i) {
+            inst.removed = true;
+        }
+    }
+
+    /// Starts one instance added after [`Router::startup`] (its tracking
+    /// applied first, as at startup).
+    pub fn start_instance(&mut self, now: Instant, i: InstanceId) {
+        if let Some(inst) = self.insts.get_mut(i).filter(|x| !x.removed) {
+            inst.fsm.handle(now, Input::Startup);
+        }
+        self.drain(now);
+    }
+
+    /// Dissolves sync group `g` (a reload changed or removed it): its
+    /// members carry on ungrouped; the id stays reserved.
+    pub fn remove_sync_group(&mut self, g: GroupId) {
+        let Some(group) = self.groups.get_mut(g) else {
+            return;
+        };
+        for m in std::mem::take(&mut group.members) {
+            if let Some(inst) = self.insts.get_mut(m) {
+                inst.group = None;
+            }
+        }
+    }
+
+    /// Maintenance: demote (`true`) or promote instance `i`.
+    pub fn set_demoted(&mut self, now: Instant, i: InstanceId, on: bool) {
+        if let Some(inst) = self.insts.get_mut(i).filter(|x| !x.removed) {
+            inst.fsm.handle(now, Input::Demote(on));
+        }
+        self.drain(now);
+    }
+
+    /// The instance's settings as last added or reconfigured.
+    pub fn instance_config(&self, i: InstanceId) -> Option<&RouterInstanceConfig> {
+        self.insts.get(i).filter(|x| !x.removed).map(|x| &x.cfg)
     }
 
     /// A sync group over instances already added.
@@ -297,9 +378,13 @@ impl Router {
                 inst.group = Some((gid, mid));
             }
         }
+        let states = members
+            .iter()
+            .filter_map(|&m| self.insts.get(m).map(|x| x.fsm.state()))
+            .collect();
         self.groups.push(Group {
             members: members.to_vec(),
-            sync: SyncGroup::new(members.len()),
+            sync: SyncGroup::seeded(states),
             notified: None,
         });
         Ok(gid)
@@ -310,7 +395,10 @@ impl Router {
     }
 
     pub fn state(&self, i: InstanceId) -> Option<State> {
-        self.insts.get(i).map(|x| x.fsm.state())
+        self.insts
+            .get(i)
+            .filter(|x| !x.removed)
+            .map(|x| x.fsm.state())
     }
 
     pub fn effective_priority(&self, i: InstanceId) -> Option<u8> {
@@ -354,7 +442,7 @@ impl Router {
     /// Starts every instance with its initial tracking already applied
     /// through [`Router::set_tracking`].
     pub fn startup(&mut self, now: Instant) {
-        for i in &mut self.insts {
+        for i in self.insts.iter_mut().filter(|x| !x.removed) {
             i.fsm.handle(now, Input::Startup);
         }
         self.drain(now);
@@ -362,7 +450,7 @@ impl Router {
 
     /// Stops every instance (masters send priority 0, RFC 9568 §6.4.3).
     pub fn shutdown(&mut self, now: Instant) {
-        for i in &mut self.insts {
+        for i in self.insts.iter_mut().filter(|x| !x.removed) {
             i.fsm.handle(now, Input::Shutdown);
         }
         self.drain(now);
@@ -372,7 +460,7 @@ impl Router {
     /// condition and the sum of the active weights. A sync group member's
     /// fault goes through the group (keepalived vrrp_sync.c).
     pub fn set_tracking(&mut self, now: Instant, i: InstanceId, fault: bool, adjust: i32) {
-        let Some(inst) = self.insts.get_mut(i) else {
+        let Some(inst) = self.insts.get_mut(i).filter(|x| !x.removed) else {
             return;
         };
         inst.fsm.handle(now, Input::PriorityAdjust(adjust));
@@ -433,7 +521,7 @@ impl Router {
         let id = self
             .insts
             .iter()
-            .position(|x| x.cfg.socket == socket && x.cfg.fsm.vrid == vrid)
+            .position(|x| !x.removed && x.cfg.socket == socket && x.cfg.fsm.vrid == vrid)
             .ok_or((None, DecodeError::unknown_vrid(vrid)))?;
         let inst = &mut self.insts[id];
         let cfg = &inst.cfg;
@@ -603,4 +691,29 @@ impl Router {
             });
         }
     }
+}
+
+/// What the wire carries and the receive checks expect, from the settings.
+fn wire_settings(cfg: &RouterInstanceConfig) -> (InstanceRx, Advert) {
+    let version = cfg.fsm.version;
+    let interval_cs = u16::try_from(cfg.fsm.advert_int.as_millis() / 10).unwrap_or(u16::MAX);
+    let rx = InstanceRx {
+        version,
+        interval_cs,
+        auth: cfg.auth,
+        check_addrs: cfg.check_addrs.then(|| cfg.advert_addrs.clone()),
+        own_addr: Some(cfg.fsm.primary_addr),
+    };
+    let advert = Advert {
+        version,
+        vrid: cfg.fsm.vrid,
+        priority: cfg.fsm.priority,
+        interval_cs,
+        addrs: cfg.advert_addrs.clone(),
+    };
+    (rx, advert)
+}
+
+fn old_checksum_always(cfg: &RouterInstanceConfig) -> bool {
+    !cfg.unicast_peers.is_empty() && cfg.old_checksum == OldChecksum::Always
 }

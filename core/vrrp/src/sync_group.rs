@@ -43,6 +43,21 @@ impl SyncGroup {
         }
     }
 
+    /// A group formed over running members (a reload): it starts synced to
+    /// their common state, if they share one.
+    pub fn seeded(states: Vec<State>) -> Self {
+        let common = match states.first() {
+            Some(&s) if states.iter().all(|&x| x == s) => s,
+            _ => State::Initialize,
+        };
+        Self {
+            state: common,
+            faults: vec![false; states.len()],
+            states,
+            fault_latched: false,
+        }
+    }
+
     /// The state the group last synced to.
     pub fn state(&self) -> State {
         if self.fault_latched {

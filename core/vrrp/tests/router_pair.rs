@@ -123,6 +123,8 @@ struct Node {
     /// VIPs held, per instance.
     vips: Vec<bool>,
     events: Vec<(Duration, Event)>,
+    /// When each advert (its last packet) left, per instance.
+    sent: Vec<Vec<Duration>>,
     alive: bool,
 }
 
@@ -152,6 +154,7 @@ impl Net {
                 }
                 Node {
                     router,
+                    sent: vec![Vec::new(); addrs.len()],
                     vips: vec![false; addrs.len()],
                     addrs,
                     events: Vec::new(),
@@ -183,6 +186,10 @@ impl Net {
     /// Collects node n's transmits into the wire queue and its events.
     fn pump(&mut self, n: usize) {
         while let Some(t) = self.nodes[n].router.poll_transmit() {
+            if t.last {
+                let at = self.now - self.t0;
+                self.nodes[n].sent[t.instance].push(at);
+            }
             let src = self.nodes[n].addrs[t.socket];
             for m in 0..self.nodes.len() {
                 if m == n {
@@ -575,4 +582,183 @@ fn priority_adjustment_moves_mastership() {
     net.pump(0);
     net.run_for(secs(10));
     assert_eq!(net.master(0), 1, "90 < 100: the backup preempts");
+}
+
+// --- reload in place and maintenance (issue 16) ------------------------------
+
+impl Net {
+    fn reconfigure(&mut self, n: usize, spec: &Spec) {
+        let c = spec.config(n, 0);
+        self.nodes[n]
+            .router
+            .reconfigure_instance(self.now, 0, c)
+            .unwrap();
+        self.pump(n);
+    }
+
+    fn transitions_since(&self, n: usize, t: Duration) -> Vec<State> {
+        self.nodes[n]
+            .events
+            .iter()
+            .filter(|(at, _)| *at >= t)
+            .filter_map(|(_, e)| match e {
+                Event::StateChange { to, .. } => Some(*to),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn since(&self) -> Duration {
+        self.now - self.t0
+    }
+}
+
+#[test]
+fn unchanged_reconfigure_keeps_state_and_advert_rhythm() {
+    let spec = Spec::new(Version::V2, 150);
+    let mut net = pair(Spec::new(Version::V2, 100), spec.clone());
+    net.start_all();
+    net.run_for(Duration::from_millis(10_500));
+    let t = net.since();
+    for _ in 0..5 {
+        net.reconfigure(1, &spec);
+        net.run_for(Duration::from_millis(300));
+    }
+    net.run_for(secs(5));
+    assert_eq!(net.transitions_since(0, t), vec![]);
+    assert_eq!(net.transitions_since(1, t), vec![]);
+    assert_eq!(net.master(0), 1);
+    let sent: Vec<Duration> = net.nodes[1].sent[0]
+        .iter()
+        .filter(|at| **at >= t)
+        .copied()
+        .collect();
+    // No extra and no missing advert: exactly one per second.
+    for w in sent.windows(2) {
+        assert_eq!(w[1] - w[0], secs(1), "{sent:?}");
+    }
+}
+
+#[test]
+fn lowered_priority_hands_over_only_by_election() {
+    let mut spec = Spec::new(Version::V2, 150);
+    let mut net = pair(Spec::new(Version::V2, 100), spec.clone());
+    net.start_all();
+    net.run_for(secs(10));
+    assert_eq!(net.master(0), 1);
+    let t = net.since();
+    spec.priority = 50;
+    net.reconfigure(1, &spec);
+    assert_eq!(
+        net.transitions_since(1, t),
+        vec![],
+        "no transition at reload"
+    );
+    net.run_for(secs(6));
+    // The backup (100, preempt) discards the lower adverts and takes over.
+    assert_eq!(net.master(0), 0);
+    assert_eq!(net.transitions_since(1, t), vec![State::Backup]);
+}
+
+#[test]
+fn advert_interval_change_moves_the_rhythm_without_transition() {
+    let mut spec = Spec::new(Version::V3, 150);
+    let mut net = pair(Spec::new(Version::V3, 100), spec.clone());
+    net.start_all();
+    net.run_for(secs(10));
+    let t = net.since();
+    spec.priority = 150;
+    let mut c = spec.config(1, 0);
+    c.fsm.advert_int = Duration::from_millis(250);
+    net.nodes[1]
+        .router
+        .reconfigure_instance(net.now, 0, c)
+        .unwrap();
+    net.pump(1);
+    net.run_for(secs(5));
+    assert_eq!(net.transitions_since(0, t), vec![]);
+    assert_eq!(net.transitions_since(1, t), vec![]);
+    let sent: Vec<Duration> = net.nodes[1].sent[0]
+        .iter()
+        .filter(|at| **at >= t + secs(1))
+        .copied()
+        .collect();
+    assert!(sent.len() >= 15, "{sent:?}");
+    for w in sent.windows(2) {
+        assert_eq!(w[1] - w[0], Duration::from_millis(250), "{sent:?}");
+    }
+    // The v3 backup learnt the new interval (RFC 9568 §6.4.2).
+    assert_eq!(
+        net.nodes[0]
+            .router
+            .instance(0)
+            .unwrap()
+            .master_adver_interval(),
+        Duration::from_millis(250)
+    );
+}
+
+#[test]
+fn a_change_of_vrid_is_not_in_place() {
+    let mut spec = Spec::new(Version::V2, 150);
+    let mut net = pair(Spec::new(Version::V2, 100), spec.clone());
+    net.start_all();
+    spec.vrid = 8;
+    let c = spec.config(1, 0);
+    assert!(net.nodes[1]
+        .router
+        .reconfigure_instance(net.now, 0, c)
+        .is_err());
+}
+
+#[test]
+fn demote_hands_over_within_skew_time_and_promote_takes_back() {
+    let mut net = pair(Spec::new(Version::V2, 100), Spec::new(Version::V2, 150));
+    net.start_all();
+    net.run_for(secs(10));
+    assert_eq!(net.master(0), 1);
+    let now = net.now;
+    net.nodes[1].router.set_demoted(now, 0, true);
+    net.pump(1);
+    net.run_for(Duration::from_millis(700));
+    assert_eq!(
+        net.master(0),
+        0,
+        "priority 0 sent: takeover after Skew_Time"
+    );
+    net.run_for(secs(20));
+    assert_eq!(net.master(0), 0, "a demoted higher router never preempts");
+    assert!(net.nodes[1].router.instance(0).unwrap().is_demoted());
+    let now = net.now;
+    net.nodes[1].router.set_demoted(now, 0, false);
+    net.pump(1);
+    net.run_for(secs(5));
+    assert_eq!(net.master(0), 1, "promoted with preempt: takes back");
+}
+
+#[test]
+fn removed_instance_resigns_and_an_added_one_starts() {
+    let spec = Spec::new(Version::V2, 150);
+    let mut net = pair(Spec::new(Version::V2, 100), spec.clone());
+    net.start_all();
+    net.run_for(secs(10));
+    assert_eq!(net.master(0), 1);
+    let now = net.now;
+    net.nodes[1].router.remove_instance(now, 0);
+    net.pump(1);
+    assert!(!net.nodes[1].vips[0]);
+    assert_eq!(net.nodes[1].router.state(0), None);
+    net.run_for(Duration::from_millis(700));
+    assert_eq!(net.state(0, 0), State::Master);
+    // Added again under a new id on the same socket: preempts the lower master.
+    let id = net.nodes[1].router.add_instance(spec.config(1, 0)).unwrap();
+    assert_eq!(id, 1);
+    net.nodes[1].vips.push(false);
+    net.nodes[1].sent.push(Vec::new());
+    let now = net.now;
+    net.nodes[1].router.start_instance(now, id);
+    net.pump(1);
+    net.run_for(secs(10));
+    assert_eq!(net.nodes[1].router.state(id), Some(State::Master));
+    assert_eq!(net.state(0, 0), State::Backup);
 }

@@ -3,12 +3,85 @@
 
 use super::*;
 
+/// An instance resolved from its configuration: the router's settings (its
+/// `socket` still to be filled by [`Node::socket_for`]) and what it needs
+/// from the kernel.
+pub(super) struct Planned {
+    pub key: SockKey,
+    link_index: u32,
+    group_addr: Option<IpAddr>,
+    pub rcfg: RouterInstanceConfig,
+    pub vips: Vec<Vip>,
+}
+
 impl Node {
+    /// Adds an instance to the router (its socket opened when no instance
+    /// uses one like it yet).
     pub(super) async fn build_instance(
         &mut self,
         cfg: &VrrpInstance,
         config: &Config,
     ) -> Result<Inst> {
+        let mut p = self.plan_instance(cfg, config).await?;
+        p.rcfg.socket = self.socket_for(&p)?;
+        let r = &p.rcfg;
+        info!(
+            "VRRP_Instance({}) on {} vrid {} {:?} {:?} priority {} source {} to {:?}",
+            cfg.name,
+            cfg.interface,
+            cfg.vrid,
+            r.fsm.version,
+            p.key.family,
+            cfg.priority,
+            r.fsm.primary_addr,
+            r.dsts
+        );
+        self.router.add_instance(p.rcfg)?;
+        Ok(Inst {
+            cfg: cfg.clone(),
+            vips: p.vips,
+            group: None,
+            last_tx_err: None,
+            removed: false,
+        })
+    }
+
+    /// The socket `p` needs: an open one with the same key, or a new one
+    /// (with its receiver once the node runs).
+    pub(super) fn socket_for(&mut self, p: &Planned) -> Result<usize> {
+        if let Some(i) = self.socks.iter().position(|(k, _)| *k == p.key) {
+            return Ok(i);
+        }
+        let s = Sock::open(&p.key, p.link_index, p.rcfg.fsm.primary_addr, p.group_addr)?;
+        self.router
+            .add_socket(self.socks.len(), p.key.router_config());
+        self.socks.push((p.key.clone(), s));
+        self.spawn_receivers();
+        Ok(self.socks.len() - 1)
+    }
+
+    /// Receive tasks for the sockets that have none yet (none before the
+    /// loop runs: `run` calls this once the event channel exists).
+    pub(super) fn spawn_receivers(&mut self) {
+        let Some(tx) = self.ev_tx.clone() else {
+            return;
+        };
+        for (i, (key, sock)) in self.socks.iter().enumerate().skip(self.listening) {
+            let tx = tx.clone();
+            crate::vrrp_io::spawn_receiver(i, key.clone(), sock.clone(), move |rx| {
+                tx.send(Ev::Vrrp(rx)).is_ok()
+            });
+        }
+        self.listening = self.socks.len();
+    }
+
+    /// Resolves an instance against the kernel (links, addresses) without
+    /// touching the router.
+    pub(super) async fn plan_instance(
+        &mut self,
+        cfg: &VrrpInstance,
+        config: &Config,
+    ) -> Result<Planned> {
         let g = &config.global;
         let link = self
             .nl
@@ -72,20 +145,10 @@ impl Node {
                 && cfg.old_unicast_checksum != OldUnicastChecksum::Never)
                 .then_some(g.mcast_group4),
         };
-        let sock = match self.socks.iter().position(|(k, _)| *k == key) {
-            Some(i) => i,
-            None => {
-                let group = (!unicast).then_some(match family {
-                    Family::V4 => IpAddr::V4(g.mcast_group4),
-                    Family::V6 => IpAddr::V6(g.mcast_group6),
-                });
-                let s = Sock::open(&key, link.index, primary, group)?;
-                self.router
-                    .add_socket(self.socks.len(), key.router_config());
-                self.socks.push((key, s));
-                self.socks.len() - 1
-            }
-        };
+        let group_addr = (!unicast).then_some(match family {
+            Family::V4 => IpAddr::V4(g.mcast_group4),
+            Family::V6 => IpAddr::V6(g.mcast_group6),
+        });
         let mut vips = Vec::new();
         for v in cfg.vips.iter().chain(cfg.excluded_vips.iter()) {
             let ifname = v.dev.clone().unwrap_or_else(|| cfg.interface.clone());
@@ -139,14 +202,10 @@ impl Node {
                 master_refresh_repeat: cfg.garp.master_refresh_repeat,
             },
         };
-        info!(
-            "VRRP_Instance({}) on {} vrid {} {:?} {:?} priority {} source {} to {:?}",
-            cfg.name, cfg.interface, cfg.vrid, version, family, cfg.priority, primary, dsts
-        );
-        self.router.add_instance(RouterInstanceConfig {
+        let rcfg = RouterInstanceConfig {
             name: cfg.name.clone(),
             fsm,
-            socket: sock,
+            socket: usize::MAX,
             dsts,
             advert_addrs,
             auth,
@@ -160,12 +219,13 @@ impl Node {
                 OldUnicastChecksum::Always => OldChecksum::Always,
             },
             mcast_group4: g.mcast_group4,
-        })?;
-        Ok(Inst {
-            cfg: cfg.clone(),
+        };
+        Ok(Planned {
+            key,
+            link_index: link.index,
+            group_addr,
+            rcfg,
             vips,
-            group: None,
-            last_tx_err: None,
         })
     }
 
@@ -188,12 +248,7 @@ impl Node {
     /// traffic to the VIPs. The rules stay for the life of lbd; while not
     /// master the VIPs are not local, so they drop nothing then.
     pub(super) fn install_no_accept(&mut self) -> Result<()> {
-        let addrs: Vec<IpAddr> = self
-            .insts
-            .iter()
-            .filter(|i| !i.cfg.accept && i.cfg.priority != 255)
-            .flat_map(|i| i.vips.iter().map(|v| v.spec.addr))
-            .collect();
+        let addrs = self.no_accept_addrs();
         if addrs.is_empty() {
             return Ok(());
         }
@@ -205,5 +260,18 @@ impl Node {
             lbd_sys::firewall::TABLE
         );
         Ok(())
+    }
+
+    /// The VIPs of non-owner instances without accept mode.
+    pub(super) fn no_accept_addrs(&self) -> Vec<IpAddr> {
+        let mut addrs: Vec<IpAddr> = self
+            .insts
+            .iter()
+            .filter(|i| !i.removed && !i.cfg.accept && i.cfg.priority != 255)
+            .flat_map(|i| i.vips.iter().map(|v| v.spec.addr))
+            .collect();
+        addrs.sort();
+        addrs.dedup();
+        addrs
     }
 }

@@ -10,8 +10,10 @@
 
 mod build;
 mod maint;
+mod notify_status;
 mod observe;
 mod reload;
+pub mod status;
 mod tracking;
 mod vrrp;
 
@@ -57,16 +59,24 @@ struct Inst {
     vips: Vec<Vip>,
     group: Option<usize>,
     last_tx_err: Option<String>,
+    /// Removed by a reload; the slot stays (ids are the router's indices).
+    removed: bool,
 }
 
 /// The daemon's side of one sync group (index = the router's `GroupId`).
 struct Group {
     name: String,
+    /// Dissolved by a reload; the slot stays (ids are the router's indices).
+    removed: bool,
 }
 
 struct Node {
     nl: Netlink,
     socks: Vec<(SockKey, Sock)>,
+    /// Sockets `..listening` have their receive task.
+    listening: usize,
+    /// Where receive tasks send; set once the loop runs.
+    ev_tx: Option<mpsc::UnboundedSender<Ev>>,
     /// Every VRRP protocol decision: instances, sync groups, receive rules.
     router: Router,
     insts: Vec<Inst>,
@@ -109,6 +119,13 @@ struct Node {
     drop_events: crate::events::DropLimiter,
     /// Per instance, by name (an index may change with a reload).
     observed: HashMap<String, observe::Observed>,
+    /// Plugin stops are being watched (the host may start at a reload).
+    watching_plugins: bool,
+    /// Per instance name: what `/status` shows beyond the router's state.
+    seen: HashMap<String, status::Seen>,
+    /// The plugin files loaded, for `/status`.
+    plugin_files: Vec<crate::plugins::PluginFile>,
+    config_path: std::path::PathBuf,
 }
 
 /// How route logs name a set of routes.
@@ -118,7 +135,11 @@ fn route_owner(instance: &str) -> String {
     format!("VRRP_Instance({instance})")
 }
 
-pub async fn run(config: Config, path: std::path::PathBuf) -> Result<()> {
+pub async fn run(
+    config: Config,
+    path: std::path::PathBuf,
+    api: crate::api::Listeners,
+) -> Result<()> {
     // Before any slow start-up work: a signal arriving during it must not
     // take its default action (terminate, without cleanup).
     let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
@@ -133,16 +154,22 @@ pub async fn run(config: Config, path: std::path::PathBuf) -> Result<()> {
         .context("opening the netlink connection")?;
     let (tx, mut rx) = mpsc::unbounded_channel::<Ev>();
     let mut node = Node::build(nl, &config).await?;
+    node.config_path = path.clone();
+    let (control_tx, mut control_rx) = mpsc::channel(64);
+    crate::api::serve(
+        api,
+        crate::api::Shared {
+            events: node.events.clone(),
+            metrics: node.metrics.clone(),
+            control: control_tx,
+        },
+    )?;
     let (health_tx, mut health_rx) = mpsc::unbounded_channel::<HealthEv>();
     node.health_tx = Some(health_tx.clone());
     node.start_plugins(&config)?;
     // IPVS first: when an instance becomes master its services are in place.
     node.plan = crate::lvs_desired::Plan::new(&config)?;
     node.lvs = crate::lvs::start(&config, &node.plan, &node.health, node.events.clone()).await?;
-    node.metrics.set_host(node.host.clone());
-    if let Some(h) = &node.host {
-        crate::events::watch_plugin_stops(h.clone(), node.events.clone());
-    }
     node.refresh_metrics_of_config();
     if let Some(host) = &node.host {
         let seed = Seed {
@@ -153,12 +180,8 @@ pub async fn run(config: Config, path: std::path::PathBuf) -> Result<()> {
         node.checks = crate::health::start(host, &config, &seed, health_tx.clone());
     }
 
-    for (i, (key, sock)) in node.socks.iter().enumerate() {
-        let tx = tx.clone();
-        crate::vrrp_io::spawn_receiver(i, key.clone(), sock.clone(), move |rx| {
-            tx.send(Ev::Vrrp(rx)).is_ok()
-        });
-    }
+    node.ev_tx = Some(tx.clone());
+    node.spawn_receivers();
     {
         let tx = tx.clone();
         tokio::spawn(async move {
@@ -173,14 +196,26 @@ pub async fn run(config: Config, path: std::path::PathBuf) -> Result<()> {
     let mut running = config.clone();
     let (reload_tx, mut reload_rx) = mpsc::unbounded_channel();
     let mut reloader = crate::setup::Reloader::new(reload_tx);
+    let mut reload_waiters = crate::control::ReloadWaiters::default();
 
     node.install_no_accept()?;
     node.start(Instant::now()).await;
     let mut resync = tokio::time::interval(Duration::from_secs(5));
     resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    info!("lbd running: {} vrrp instance(s)", node.insts.len());
+    info!("lbd running: {} vrrp instance(s)", node.live().len());
+    // The first VRRP decisions are taken and IPVS is applied (lvs::start).
+    let mut sd = crate::service::Notifier::from_env();
+    let mut servers = node.servers_up();
+    sd.status(node.status_line(servers));
+    sd.ready();
+    let mut watchdog = sd.watchdog_interval().map(|every| {
+        let mut i = tokio::time::interval(every);
+        i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        i
+    });
 
     loop {
+        sd.stall_if_asked();
         let deadline = node.router.poll_timeout();
         let sleep = async {
             match deadline {
@@ -211,7 +246,8 @@ pub async fn run(config: Config, path: std::path::PathBuf) -> Result<()> {
             _ = sighup.recv() => reloader.request(&path),
             _ = sigusr2.recv() => crate::events::test_dump(&node.metrics, &node.events),
             Some(loaded) = reload_rx.recv() => {
-                let outcome = node.reload(&path, loaded, &mut running);
+                sd.reloading();
+                let outcome = node.reload(&path, loaded, &mut running).await;
                 let mut detail = serde_json::Map::new();
                 let label = match &outcome {
                     Ok(()) => {
@@ -228,19 +264,36 @@ pub async fn run(config: Config, path: std::path::PathBuf) -> Result<()> {
                     .reloads
                     .get_or_create(&crate::metrics::OutcomeLabels { outcome: label.into() })
                     .inc();
-                node.emit("reload", &path.display().to_string(), detail);
+                let ev = node.emit("reload", &path.display().to_string(), detail);
                 node.refresh_metrics_of_config();
                 reloader.finished(&path);
+                servers = node.servers_up();
+                // Refused or applied, lbd runs on a configuration again.
+                sd.ready();
+                let reply = outcome.map(|()| crate::control::ReloadDone { event: ev.seq });
+                reload_waiters.finished(&reply, reloader.busy());
             }
+            Some(req) = control_rx.recv() => match req {
+                crate::control::Request::Reload(reply) => {
+                    reload_waiters.request(reply, &mut reloader, &path);
+                }
+                req => node.on_control(Instant::now(), req),
+            },
             _ = resync.tick() => {
                 node.resync_links(Instant::now()).await;
                 node.expire_drop_events(Instant::now());
             }
-            Some(h) = health_rx.recv() => node.on_health(Instant::now(), h),
+            Some(h) = health_rx.recv() => {
+                node.on_health(Instant::now(), h);
+                servers = node.servers_up();
+            }
+            _ = notify_status::tick(&mut watchdog) => sd.watchdog(),
         }
         node.flush().await;
         node.refresh_priorities();
+        sd.status(node.status_line(servers));
     }
+    sd.stopping();
     node.stop().await;
     info!("counters: {}", node.metrics.counters_line());
     Ok(())
@@ -260,6 +313,8 @@ impl Node {
         let mut node = Node {
             nl,
             socks: Vec::new(),
+            listening: 0,
+            ev_tx: None,
             router: Router::new(),
             insts: Vec::new(),
             groups: Vec::new(),
@@ -284,6 +339,10 @@ impl Node {
             metrics: crate::metrics::Metrics::new(),
             drop_events: crate::events::DropLimiter::default(),
             observed: HashMap::new(),
+            watching_plugins: false,
+            seen: HashMap::new(),
+            plugin_files: Vec::new(),
+            config_path: std::path::PathBuf::new(),
         };
         node.events.count_in(node.metrics.events.clone());
         for l in node.nl.links().await.context("listing links")? {
@@ -298,23 +357,46 @@ impl Node {
             node.insts.push(inst);
         }
         for sg in &config.sync_groups {
-            let gi = node.groups.len();
-            let mut members = Vec::new();
-            for m in &sg.members {
-                let Some(i) = node.insts.iter().position(|x| &x.cfg.name == m) else {
-                    bail!("sync group {} ({}): unknown instance {m}", sg.name, sg.span);
-                };
-                node.insts[i].group = Some(gi);
-                members.push(i);
-            }
-            node.router
-                .add_sync_group(&members)
-                .with_context(|| format!("sync group {} ({})", sg.name, sg.span))?;
-            node.groups.push(Group {
-                name: sg.name.clone(),
-            });
+            node.add_group(sg)?;
         }
         Ok(node)
+    }
+
+    /// Forms a sync group over running instances.
+    fn add_group(&mut self, sg: &lbd_config::SyncGroup) -> Result<()> {
+        let gi = self.groups.len();
+        let mut members = Vec::new();
+        for m in &sg.members {
+            let Some(i) = self.live_inst(m) else {
+                bail!("sync group {} ({}): unknown instance {m}", sg.name, sg.span);
+            };
+            members.push(i);
+        }
+        self.router
+            .add_sync_group(&members)
+            .with_context(|| format!("sync group {} ({})", sg.name, sg.span))?;
+        for &i in &members {
+            self.insts[i].group = Some(gi);
+        }
+        self.groups.push(Group {
+            name: sg.name.clone(),
+            removed: false,
+        });
+        Ok(())
+    }
+
+    /// The id of the running (not removed) instance `name`.
+    fn live_inst(&self, name: &str) -> Option<usize> {
+        self.insts
+            .iter()
+            .position(|x| !x.removed && x.cfg.name == name)
+    }
+
+    /// Ids of the running instances.
+    fn live(&self) -> Vec<usize> {
+        (0..self.insts.len())
+            .filter(|&i| !self.insts[i].removed)
+            .collect()
     }
 
     /// Netlink events can be lost (ENOBUFS): re-read link state now and
@@ -342,7 +424,7 @@ impl Node {
         // node that is not master must not hold them.
         // Static routes first: keepalived installs them before VRRP starts.
         self.routes.install(STATIC_ROUTES, &self.cfg.static_routes);
-        for i in 0..self.insts.len() {
+        for i in self.live() {
             self.remove_vips(i, true).await;
             // Same for routes; the queue runs this before any install.
             let inst = &self.insts[i].cfg;
@@ -358,7 +440,7 @@ impl Node {
     async fn stop(&mut self) {
         self.router.shutdown(Instant::now());
         self.flush().await;
-        for i in 0..self.insts.len() {
+        for i in self.live() {
             self.remove_vips(i, true).await;
         }
         // Masters' virtual routes were queued for removal by their
@@ -367,7 +449,7 @@ impl Node {
             .remove(STATIC_ROUTES, &self.cfg.static_routes, false);
         self.routes.flush().await;
         // keepalived's notify_stop, instances then groups.
-        for i in 0..self.insts.len() {
+        for i in self.live() {
             let mut d = serde_json::Map::new();
             d.insert("state".into(), "STOP".into());
             if let Some(prev) = self.router.state(i).and_then(state_name) {
@@ -378,7 +460,10 @@ impl Node {
             let name = self.insts[i].cfg.name.clone();
             self.emit("instance", &name, d);
         }
-        for gi in 0..self.groups.len() {
+        let groups: Vec<usize> = (0..self.groups.len())
+            .filter(|&g| !self.groups[g].removed)
+            .collect();
+        for gi in groups {
             let mut d = serde_json::Map::new();
             d.insert("state".into(), "STOP".into());
             if let Some(prev) = self.router.group_notified(gi).and_then(state_name) {

@@ -39,8 +39,13 @@ impl Node {
 
     /// Every state change goes through here: logged with its sequence
     /// number, then the same record to the notify hooks.
-    pub(super) fn emit(&mut self, kind: &str, name: &str, detail: Map<String, Value>) {
-        crate::notify::publish(&self.events, &self.hooks, kind, name, detail);
+    pub(super) fn emit(
+        &mut self,
+        kind: &str,
+        name: &str,
+        detail: Map<String, Value>,
+    ) -> std::sync::Arc<crate::events::Record> {
+        crate::notify::publish(&self.events, &self.hooks, kind, name, detail)
     }
 
     /// An instance changed state: its event, counters and gauges.
@@ -210,7 +215,7 @@ impl Node {
 
     /// Effective and configured priority gauges, set when they change.
     pub(super) fn refresh_priorities(&mut self) {
-        for (i, inst) in self.insts.iter().enumerate() {
+        for (i, inst) in self.insts.iter().enumerate().filter(|(_, x)| !x.removed) {
             let Some(eff) = self.router.effective_priority(i) else {
                 continue;
             };
@@ -225,10 +230,16 @@ impl Node {
         }
     }
 
-    /// Series that follow the configuration: instance state, real servers
-    /// and quorum, the IPVS services a scrape reads. At start and reload.
+    /// What follows the configuration: instance state, real servers and
+    /// quorum, the plugin host and IPVS services a scrape reads. At start
+    /// and after each reload.
     pub(super) fn refresh_metrics_of_config(&mut self) {
-        for i in 0..self.insts.len() {
+        self.metrics.set_host(self.host.clone());
+        if let (Some(h), false) = (&self.host, self.watching_plugins) {
+            crate::events::watch_plugin_stops(h.clone(), self.events.clone());
+            self.watching_plugins = true;
+        }
+        for i in self.live() {
             let state = self.router.state(i).unwrap_or(State::Initialize);
             self.metrics
                 .set_instance_state(&self.insts[i].cfg.name, metric_state(state));
@@ -237,7 +248,7 @@ impl Node {
         let gone: Vec<String> = self
             .observed
             .keys()
-            .filter(|n| !self.insts.iter().any(|i| &i.cfg.name == *n))
+            .filter(|n| !self.insts.iter().any(|i| !i.removed && &i.cfg.name == *n))
             .cloned()
             .collect();
         for name in gone {

@@ -11,19 +11,31 @@ impl Node {
 
     /// Fault and priority adjustment from tracked interfaces (keepalived
     /// track_interface: weight 0 = fault; negative weight applies while
-    /// down, positive while up).
+    /// down, positive while up) and tracked scripts.
     pub(super) fn tracking(&self, i: usize) -> (bool, i32) {
+        self.tracking_items(i)
+            .iter()
+            .fold((false, 0), |(f, a), t| (f || t.fault, a + t.adjust))
+    }
+
+    /// Each tracked object of instance `i` and what it does to it now
+    /// (`tracking` sums these; `/status` shows them).
+    pub(super) fn tracking_items(&self, i: usize) -> Vec<status::Track> {
         let cfg = &self.insts[i].cfg;
-        let mut fault = !cfg.dont_track_primary && !self.link_up(&cfg.interface);
-        let mut adj = 0;
+        let mut out = Vec::new();
+        if !cfg.dont_track_primary {
+            let up = self.link_up(&cfg.interface);
+            out.push(status::Track::interface(&cfg.interface, 0, up, !up, 0));
+        }
         for t in &cfg.track_interfaces {
             let up = self.link_up(&t.name);
-            match t.weight {
-                0 if !up => fault = true,
-                w if w < 0 && !up => adj += w,
-                w if w > 0 && up => adj += w,
-                _ => {}
-            }
+            let (fault, adj) = match t.weight {
+                0 if !up => (true, 0),
+                w if w < 0 && !up => (false, w),
+                w if w > 0 && up => (false, w),
+                _ => (false, 0),
+            };
+            out.push(status::Track::interface(&t.name, t.weight, up, fault, adj));
         }
         // keepalived applies a sync group's track_script to every member.
         let group_refs = self.insts[i]
@@ -50,15 +62,14 @@ impl Node {
                 Some(w) => (w, r.reverse),
                 None => (script.weight, script.weight_reverse),
             };
-            let (f, a) = lbd_health::script_effect(weight, reverse, ok);
-            fault |= f;
-            adj += a;
+            let (fault, adj) = lbd_health::script_effect(weight, reverse, ok);
+            out.push(status::Track::script(&r.name, weight, ok, fault, adj));
         }
-        (fault, adj)
+        out
     }
 
     pub(super) fn retrack(&mut self, now: Instant, link: &str) {
-        for i in 0..self.insts.len() {
+        for i in self.live() {
             let cfg = &self.insts[i].cfg;
             let concerned =
                 cfg.interface == link || cfg.track_interfaces.iter().any(|t| t.name == link);
@@ -73,18 +84,13 @@ impl Node {
     /// Starts the plugin host when anything needs a plugin, and refuses a
     /// configuration naming a plugin that none of the plugin files provides.
     pub(super) fn start_plugins(&mut self, c: &Config) -> Result<()> {
-        let needed = c
-            .virtual_servers
-            .iter()
-            .any(|vs| vs.real_servers.iter().any(|r| !r.checks.is_empty()))
-            || !c.track_scripts.is_empty()
-            || !c.all_notify_hooks().is_empty();
         self.health = HealthModel::new(c, crate::health::alpha);
-        if !needed {
+        if !needs_plugins(c) {
             return Ok(());
         }
         crate::plugins::script_security(c)?;
-        let host = crate::plugins::start(c)?;
+        let (host, files) = crate::plugins::start(c)?;
+        self.plugin_files = files;
         crate::plugins::verify(&host, c)?;
         self.track_health_of(c);
         self.hooks = Hooks::new(&host, c);
@@ -110,7 +116,7 @@ impl Node {
                 let state = if ok { "OK" } else { "FAILED" };
                 let d = crate::events::detail(serde_json::json!({ "state": state }));
                 self.emit("script", &name, d);
-                for i in 0..self.insts.len() {
+                for i in self.live() {
                     let direct = self.insts[i]
                         .cfg
                         .track_scripts
@@ -175,7 +181,7 @@ impl Node {
             HealthTransition::RsUp { id, message } | HealthTransition::RsDown { id, message } => {
                 let up = matches!(t, HealthTransition::RsUp { .. });
                 let (state, what) = if up { ("UP", "up") } else { ("DOWN", "down") };
-                info!("real server {id} is {what} ({message})");
+                info!(vs = id.vs, state, "real server {id} is {what} ({message})");
                 let d = crate::events::detail(serde_json::json!({
                     "state": state,
                     "prev": if up { "DOWN" } else { "UP" },
@@ -190,7 +196,10 @@ impl Node {
                 weight,
                 message,
             } => {
-                info!("real server {id}: weight {weight:?} ({message})");
+                info!(
+                    vs = id.vs,
+                    "real server {id}: weight {weight:?} ({message})"
+                );
                 let d = crate::events::detail(serde_json::json!({
                     "vs": id.vs,
                     "weight": weight,
@@ -203,9 +212,17 @@ impl Node {
             | HealthTransition::QuorumLost { vs, quorum, live } => {
                 let now_up = matches!(t, HealthTransition::QuorumReached { .. });
                 if now_up {
-                    info!("virtual server {vs}: quorum {quorum} reached (live weight {live})");
+                    info!(
+                        vs,
+                        state = "UP",
+                        "virtual server {vs}: quorum {quorum} reached (live weight {live})"
+                    );
                 } else {
-                    warn!("virtual server {vs}: quorum {quorum} lost (live weight {live})");
+                    warn!(
+                        vs,
+                        state = "DOWN",
+                        "virtual server {vs}: quorum {quorum} lost (live weight {live})"
+                    );
                 }
                 let d = crate::events::detail(serde_json::json!({
                     "state": if now_up { "UP" } else { "DOWN" },
@@ -224,4 +241,13 @@ impl Node {
             HealthTransition::ScriptOk { .. } | HealthTransition::ScriptFailed { .. } => {}
         }
     }
+}
+
+/// Whether anything in `c` runs a plugin.
+pub(super) fn needs_plugins(c: &Config) -> bool {
+    c.virtual_servers
+        .iter()
+        .any(|vs| vs.real_servers.iter().any(|r| !r.checks.is_empty()))
+        || !c.track_scripts.is_empty()
+        || !c.all_notify_hooks().is_empty()
 }

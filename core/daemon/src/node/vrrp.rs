@@ -36,7 +36,7 @@ impl Node {
                     return;
                 };
                 if let Some(state) = state_name(to) {
-                    info!("VRRP_Group({}) {state}", g.name);
+                    info!(state, "VRRP_Group({}) {state}", g.name);
                     let mut d = serde_json::Map::new();
                     d.insert("state".into(), state.into());
                     if let Some(prev) = from.and_then(state_name) {
@@ -55,7 +55,9 @@ impl Node {
                 self.groups.get(group).map_or("?", |g| g.name.as_str()),
                 self.inst_name(instance)
             ),
-            VrrpEvent::Accepted { instance, .. } => {
+            VrrpEvent::Accepted { instance, src } => {
+                let t = std::time::SystemTime::now();
+                self.see(instance, |s| s.master = Some((src, t)));
                 self.heard_advert(instance, Instant::now());
             }
             VrrpEvent::Dropped {
@@ -98,12 +100,27 @@ impl Node {
         reason: lbd_vrrp::instance::Reason,
         priority: u8,
     ) {
+        let last = status::LastTransition {
+            from: state_name(from).unwrap_or("INIT"),
+            to: state_name(to).unwrap_or("INIT"),
+            reason: format!("{reason:?}"),
+            priority,
+            time_ms: status::unix_ms(std::time::SystemTime::now()),
+        };
+        self.see(i, |s| s.last_transition = Some(last));
         let Some(inst) = self.insts.get(i) else {
             return;
         };
         info!(
+            instance = inst.cfg.name,
+            vrid = inst.cfg.vrid,
+            state = state_name(to).unwrap_or("INIT"),
             "VRRP_Instance({}) {:?} -> {:?} ({:?}) priority {}",
-            inst.cfg.name, from, to, reason, priority
+            inst.cfg.name,
+            from,
+            to,
+            reason,
+            priority
         );
         if let Some(l) = &self.lvs {
             l.instance_state(&inst.cfg.name, to == State::Master);
@@ -146,7 +163,12 @@ impl Node {
                     .inc();
                 // Log a failure once, not at every advert interval.
                 if inst.last_tx_err.as_deref() != Some(e.as_str()) {
-                    warn!("VRRP_Instance({}) sending advert: {e}", inst.cfg.name);
+                    warn!(
+                        instance = inst.cfg.name,
+                        vrid = inst.cfg.vrid,
+                        "VRRP_Instance({}) sending advert: {e}",
+                        inst.cfg.name
+                    );
                     inst.last_tx_err = Some(e);
                 }
             }
@@ -165,7 +187,10 @@ impl Node {
                     "VIP {}/{} added on {}",
                     v.spec.addr, v.spec.prefix, v.ifname
                 ),
-                Err(e) => error!("VRRP_Instance({}): {e}", self.insts[i].cfg.name),
+                Err(e) => error!(
+                    instance = self.insts[i].cfg.name,
+                    "VRRP_Instance({}): {e}", self.insts[i].cfg.name
+                ),
             }
         }
     }
@@ -178,15 +203,29 @@ impl Node {
                 .await
             {
                 if !quiet {
-                    error!("VRRP_Instance({}): {e}", self.insts[i].cfg.name);
+                    let name = &self.insts[i].cfg.name;
+                    error!(instance = name, "VRRP_Instance({name}): {e}");
                 }
             }
         }
     }
 
     pub(super) fn send_garp(&mut self, i: usize, count: u32) {
+        let name = self.insts[i].cfg.name.clone();
+        let vips = self.insts[i].vips.clone();
+        self.send_garp_jobs(&name, &vips, count, Some(i));
+    }
+
+    /// One burst of GARP / NA for `vips` of instance `name`.
+    pub(super) fn send_garp_for(&mut self, name: &str, vips: &[Vip], count: u32) {
+        self.send_garp_jobs(name, vips, count, None);
+    }
+
+    /// `send_garp_for`; with `takeover` (an instance), a takeover of it
+    /// ends with this first burst (with no job, it ends at the state change).
+    fn send_garp_jobs(&mut self, name: &str, vips: &[Vip], count: u32, takeover: Option<usize>) {
         let mut jobs = Vec::new();
-        for v in &self.insts[i].vips {
+        for v in vips {
             let (Some(s), Some(mac)) = (self.garp.get(&v.ifindex), self.macs.get(&v.ifindex))
             else {
                 continue;
@@ -205,16 +244,12 @@ impl Node {
                 ),
             });
         }
-        let name = self.insts[i].cfg.name.clone();
-        // A takeover's failover time ends with this first burst; with no
-        // job it ends at the state change.
-        let first_burst = if jobs.is_empty() {
-            None
-        } else {
-            self.takeover_timer(i)
+        let first_burst = match takeover {
+            Some(i) if !jobs.is_empty() => self.takeover_timer(i),
+            _ => None,
         };
         crate::vrrp_io::send_garp(
-            name,
+            name.to_string(),
             jobs,
             count,
             self.garp_interval,

@@ -34,10 +34,10 @@ pub(super) fn register(lua: &Lua, lb: &Table) -> Result<()> {
                 other => format!("{other:?}"),
             };
             match level.as_str() {
-                "debug" => tracing::debug!("plugin {plugin}: {msg}"),
-                "info" => tracing::info!("plugin {plugin}: {msg}"),
-                "warn" => tracing::warn!("plugin {plugin}: {msg}"),
-                "error" => tracing::error!("plugin {plugin}: {msg}"),
+                "debug" => tracing::debug!(plugin, "plugin {plugin}: {msg}"),
+                "info" => tracing::info!(plugin, "plugin {plugin}: {msg}"),
+                "warn" => tracing::warn!(plugin, "plugin {plugin}: {msg}"),
+                "error" => tracing::error!(plugin, "plugin {plugin}: {msg}"),
                 other => {
                     return err(format!(
                         "lb.log: level {other:?} (debug, info, warn, error)"

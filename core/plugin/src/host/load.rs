@@ -35,6 +35,9 @@ pub struct LoadReport {
     pub loaded: Vec<LoadedPlugin>,
     /// One line each: the path and why.
     pub refused: Vec<String>,
+    /// On a reload: plugins whose new file did not load and whose running
+    /// version carries on: the name, and a line saying which file and why.
+    pub kept: Vec<(String, String)>,
 }
 
 #[derive(Debug)]
@@ -89,8 +92,62 @@ fn refuse(path: &Path, require_root: bool) -> Option<String> {
     None
 }
 
+/// The plugins as [`load_all`] loads them, except that a plugin whose file
+/// no longer loads (a Lua error, a duplicate name, refused permissions)
+/// keeps the version `old` runs, reported in `kept`.
+pub(super) fn reload_all(
+    cfg: &HostConfig,
+    limits: &Limits,
+    old: &Registry,
+) -> (Registry, LoadReport) {
+    let (mut reg, mut report, failed) = load_candidates(cfg, limits);
+    for (stem, why) in failed {
+        let Some(slot) = old.slots.iter().find(|s| s.shared.name == stem) else {
+            continue;
+        };
+        // Whatever loaded in its place (an earlier file of the same name)
+        // gives way to the running version.
+        reg.slots.retain(|s| s.shared.name != stem);
+        reg.checks.retain(|_, s| s.shared.name != stem);
+        reg.notifiers.retain(|_, s| s.shared.name != stem);
+        report.loaded.retain(|l| {
+            l.path
+                .file_stem()
+                .is_none_or(|s| s.to_string_lossy() != stem.as_str())
+        });
+        for (n, s) in &old.checks {
+            if Rc::ptr_eq(s, slot) {
+                reg.checks.insert(n.clone(), slot.clone());
+            }
+        }
+        for (n, s) in &old.notifiers {
+            if Rc::ptr_eq(s, slot) {
+                reg.notifiers.insert(n.clone(), slot.clone());
+            }
+        }
+        reg.slots.push(slot.clone());
+        let line = format!(
+            "plugin {stem}: the new file did not load ({why}); keeping the running version from {}",
+            slot.shared.path.display()
+        );
+        report.kept.push((stem, line));
+    }
+    (reg, report)
+}
+
 pub(super) fn load_all(cfg: &HostConfig, limits: &Limits) -> (Registry, LoadReport) {
+    let (reg, report, _) = load_candidates(cfg, limits);
+    (reg, report)
+}
+
+/// Loads every candidate; also returns the names (file stems) whose file
+/// was refused or failed to load, with why.
+fn load_candidates(
+    cfg: &HostConfig,
+    limits: &Limits,
+) -> (Registry, LoadReport, Vec<(String, String)>) {
     let mut report = LoadReport::default();
+    let mut failed = Vec::new();
     // File stem -> path (and source when built in), in load order; a later
     // one replaces an earlier one.
     let mut chosen: Vec<(String, PathBuf, Option<PathBuf>, Option<&'static str>)> = cfg
@@ -119,14 +176,15 @@ pub(super) fn load_all(cfg: &HostConfig, limits: &Limits) -> (Registry, LoadRepo
         };
         files.sort();
         for f in files {
-            if let Some(why) = refuse(&f, cfg.require_root_owned) {
-                report.refused.push(why);
-                continue;
-            }
             let stem = f
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default();
+            if let Some(why) = refuse(&f, cfg.require_root_owned) {
+                failed.push((stem, why.clone()));
+                report.refused.push(why);
+                continue;
+            }
             match chosen.iter_mut().find(|c| c.0 == stem) {
                 Some(c) => {
                     let old = std::mem::replace(&mut c.1, f);
@@ -155,6 +213,7 @@ pub(super) fn load_all(cfg: &HostConfig, limits: &Limits) -> (Registry, LoadRepo
         let state = match build(&shared) {
             Ok(s) => s,
             Err(e) => {
+                failed.push((shared.name.clone(), e.clone()));
                 report.refused.push(format!("{e} (refused)"));
                 continue;
             }
@@ -186,6 +245,7 @@ pub(super) fn load_all(cfg: &HostConfig, limits: &Limits) -> (Registry, LoadRepo
             }
         }
         if let Some(d) = dup {
+            failed.push((slot.shared.name.clone(), d.clone()));
             report
                 .refused
                 .push(format!("{}: refused: {d}", path.display()));
@@ -207,7 +267,7 @@ pub(super) fn load_all(cfg: &HostConfig, limits: &Limits) -> (Registry, LoadRepo
         *slot.state.borrow_mut() = Some(state);
         reg.slots.push(slot);
     }
-    (reg, report)
+    (reg, report, failed)
 }
 
 #[derive(Clone, Copy)]
@@ -232,7 +292,10 @@ pub(super) fn current(slot: &Slot, kind: Kind, name: &str) -> Result<(mlua::Lua,
                 slot.generation.set(slot.generation.get() + 1);
             }
             Err(e) => {
-                warn!("plugin {}: rebuild failed: {e}", slot.shared.name);
+                warn!(
+                    plugin = slot.shared.name,
+                    "plugin {}: rebuild failed: {e}", slot.shared.name
+                );
                 *st = None;
                 return Err(format!("plugin {} could not be loaded", slot.shared.name));
             }

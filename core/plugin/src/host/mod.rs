@@ -48,6 +48,7 @@ enum Req {
         stop: oneshot::Receiver<()>,
     },
     Stats(oneshot::Sender<HostStats>),
+    Reload(oneshot::Sender<Ready>),
     Shutdown {
         timeout: Duration,
         done: oneshot::Sender<()>,
@@ -118,6 +119,22 @@ impl Host {
         Notifier::new(tx)
     }
 
+    /// Re-reads the plugin files (a reload of lbd): jobs and notifiers
+    /// started from now on use the new versions; a plugin whose file no
+    /// longer loads keeps its running version (`LoadReport::kept`).
+    pub async fn reload(&mut self) -> Result<LoadReport, PluginError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Req::Reload(tx))
+            .map_err(|_| PluginError::Start("the plugin thread has stopped".into()))?;
+        let (report, checks, notifiers) = rx
+            .await
+            .map_err(|_| PluginError::Start("the plugin thread died while reloading".into()))??;
+        self.checks = Arc::new(checks);
+        self.notifiers = Arc::new(notifiers);
+        Ok(report)
+    }
+
     pub async fn stats(&self) -> HostStats {
         let (tx, rx) = oneshot::channel();
         if self.tx.send(Req::Stats(tx)).is_err() {
@@ -161,21 +178,39 @@ fn host_thread(
             script_user: cfg.script_user,
         };
         let (reg, report) = load::load_all(&cfg, &limits);
-        let mut checks: Vec<String> = reg.checks.keys().cloned().collect();
-        let mut notifiers: Vec<String> = reg.notifiers.keys().cloned().collect();
-        checks.sort();
-        notifiers.sort();
-        if ready.send(Ok((report, checks, notifiers))).is_err() {
+        if ready.send(Ok(names(&reg, report))).is_err() {
             return;
         }
-        serve(Rc::new(reg), rx).await;
+        serve(Rc::new(reg), rx, &cfg, &limits).await;
     });
 }
 
-async fn serve(reg: Rc<Registry>, mut rx: mpsc::UnboundedReceiver<Req>) {
+/// What the daemon's handle learns of a load.
+fn names(reg: &Registry, report: LoadReport) -> (LoadReport, Vec<String>, Vec<String>) {
+    let mut checks: Vec<String> = reg.checks.keys().cloned().collect();
+    let mut notifiers: Vec<String> = reg.notifiers.keys().cloned().collect();
+    checks.sort();
+    notifiers.sort();
+    (report, checks, notifiers)
+}
+
+async fn serve(
+    mut reg: Rc<Registry>,
+    mut rx: mpsc::UnboundedReceiver<Req>,
+    cfg: &HostConfig,
+    limits: &Limits,
+) {
     let mut notifier_tasks = Vec::new();
     while let Some(req) = rx.recv().await {
         match req {
+            Req::Reload(reply) => {
+                let (new, report) = load::reload_all(cfg, limits, &reg);
+                let out = names(&new, report);
+                // Running jobs and notifiers hold the old registry until
+                // the daemon replaces them; new ones get this one.
+                reg = Rc::new(new);
+                let _ = reply.send(Ok(out));
+            }
             Req::Notifier { name, opts, events } => {
                 notifier_tasks.push(notify::spawn_queue(reg.clone(), name, opts, events));
             }

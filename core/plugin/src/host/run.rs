@@ -100,7 +100,7 @@ pub(super) async fn call(
                 Some(s) => {
                     sh.poisoned.set(Some(s));
                     let m = sh.stop_message(s);
-                    warn!("{m}");
+                    warn!(plugin = sh.name, "{m}");
                     let mut st = sh.stats.borrow_mut();
                     match s {
                         Stop::Cpu => st.stopped_cpu += 1,
