@@ -226,33 +226,11 @@ pub struct Daemon {
 impl Daemon {
     /// Start `kind` in `node` with `conf` (keepalived.conf text).
     pub fn start(lab: &Lab, kind: Kind, node: &Node, conf: &str) -> Daemon {
-        Daemon::start_full(lab, kind, node, conf, &[], &[])
+        Daemon::start_with(lab, kind, node, conf, &[])
     }
 
     /// `start`, with lbd given `extra` arguments (e.g. `--metrics-listen`).
     pub fn start_with(lab: &Lab, kind: Kind, node: &Node, conf: &str, extra: &[&str]) -> Daemon {
-        Daemon::start_full(lab, kind, node, conf, extra, &[])
-    }
-
-    /// `start`, with extra environment for lbd (e.g. a test hook's).
-    pub fn start_env(
-        lab: &Lab,
-        kind: Kind,
-        node: &Node,
-        conf: &str,
-        extra_env: &[(&str, &str)],
-    ) -> Daemon {
-        Daemon::start_full(lab, kind, node, conf, &[], extra_env)
-    }
-
-    fn start_full(
-        lab: &Lab,
-        kind: Kind,
-        node: &Node,
-        conf: &str,
-        extra: &[&str],
-        extra_env: &[(&str, &str)],
-    ) -> Daemon {
         let tag = format!("{}-{}", node.name, kind.label());
         // lbd reads a `.toml` file as its own syntax, anything else as keepalived.conf.
         let ext = if conf.trim_start().starts_with('[') {
@@ -310,8 +288,7 @@ impl Daemon {
                 // No plugin directory: the bundled plugins are the ones
                 // compiled into lbd, as on a node where only the binary is
                 // installed.
-                let mut env = vec![("RUST_LOG", "debug")];
-                env.extend_from_slice(extra_env);
+                let env = [("RUST_LOG", "debug")];
                 let proc = lab.spawn_env(node, kind.label(), &argv, &env);
                 Daemon {
                     kind,

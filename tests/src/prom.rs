@@ -1,15 +1,15 @@
-//! lbd's metrics and event log as a test reads them: the SIGUSR2 test hook
-//! (`LBD_TEST_DUMP_DIR`) writes both, the scrape is parsed by a real
-//! OpenMetrics parser (Python `prometheus_client`, Debian's
-//! python3-prometheus-client), and the events are NDJSON.
+//! lbd's metrics and event log as a test reads them: through lbctl and the
+//! API, the scrape parsed by a real OpenMetrics parser (Python
+//! `prometheus_client`, Debian's python3-prometheus-client), the events as
+//! the API's NDJSON.
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::daemon::Daemon;
+use crate::daemon::{lbctl_path, Daemon};
 
 /// The interpreter that has `prometheus_client` (scripts/lib.sh installs it).
 const PYTHON: &str = "/usr/bin/python3";
@@ -117,37 +117,31 @@ impl Dump {
     }
 }
 
-/// The directory lbd dumps into: give it to lbd as `LBD_TEST_DUMP_DIR`.
-pub fn dump_dir(lab: &crate::Lab, tag: &str) -> PathBuf {
-    let d = lab.path(&format!("{tag}-dump"));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-/// SIGUSR2 to lbd, then the files it writes (renamed into place whole).
-pub fn dump(d: &Daemon, dir: &Path) -> Dump {
-    let (m, e) = (dir.join("metrics.txt"), dir.join("events.ndjson"));
-    let _ = std::fs::remove_file(&m);
-    let _ = std::fs::remove_file(&e);
-    // Before its handler is installed SIGUSR2 would end lbd.
+/// `lbctl metrics` and `lbctl events --json` against the daemon's API
+/// socket: what an operator (or Prometheus) reads.
+pub fn dump(d: &Daemon) -> Dump {
+    let sock = d
+        .api_socket
+        .as_ref()
+        .expect("an lbd daemon has an API socket");
+    // The socket answers once lbd is up.
+    let mut text = String::new();
+    let up = crate::wait_until(Duration::from_secs(20), || {
+        match lbctl(sock, &["metrics"]) {
+            Some(t) => {
+                text = t;
+                true
+            }
+            None => !d.proc.alive(),
+        }
+    });
     assert!(
-        crate::wait_until(Duration::from_secs(20), || d.log().contains("lbd running")),
-        "lbd did not start:\n{}",
+        up && !text.is_empty(),
+        "lbctl metrics did not answer:\n{}",
         d.log()
     );
-    // SAFETY: kill(2) of our own child.
-    unsafe {
-        libc::kill(d.proc.pid, libc::SIGUSR2);
-    }
-    assert!(
-        crate::wait_until(Duration::from_secs(10), || m.exists()),
-        "lbd wrote no dump to {} on SIGUSR2:\n{}",
-        dir.display(),
-        d.log()
-    );
-    let text = std::fs::read_to_string(&m).unwrap();
-    let events = std::fs::read_to_string(&e)
-        .unwrap()
+    let events = lbctl(sock, &["events", "--json"])
+        .unwrap_or_else(|| panic!("lbctl events failed:\n{}", d.log()))
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|err| panic!("event {l}: {err}")))
         .collect();
@@ -156,4 +150,18 @@ pub fn dump(d: &Daemon, dir: &Path) -> Dump {
         text,
         events,
     }
+}
+
+/// lbctl's stdout when it exits 0.
+fn lbctl(sock: &Path, args: &[&str]) -> Option<String> {
+    let out = Command::new(lbctl_path())
+        .arg("--socket")
+        .arg(sock)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", lbctl_path().display()));
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }

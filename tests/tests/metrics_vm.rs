@@ -11,7 +11,7 @@ use std::time::Duration;
 use lbd_tests::daemon::{Daemon, Kind};
 use lbd_tests::lab::{require_vm, Lab};
 use lbd_tests::lvs::nat_backend;
-use lbd_tests::prom::{dump, dump_dir, Dump};
+use lbd_tests::prom::{dump, Dump};
 use lbd_tests::{http, wait_until};
 
 const VIP: &str = "10.0.0.100";
@@ -36,15 +36,7 @@ fn ipvs_counters_and_real_server_health() {
          status_code 200\n      }}\n      connect_timeout 1\n      retry 1\n      \
          delay_before_retry 1\n    }}\n  }}\n}}\n"
     );
-    let dir = dump_dir(&lab, "a");
-    let dir_env = dir.to_str().unwrap().to_owned();
-    let d = Daemon::start_env(
-        &lab,
-        Kind::Lbd,
-        &a,
-        &conf,
-        &[("LBD_TEST_DUMP_DIR", &dir_env)],
-    );
+    let d = Daemon::start(&lab, Kind::Lbd, &a, &conf);
     assert!(
         wait_until(Duration::from_secs(60), || http::get(
             &lab, &client, VIP, 80
@@ -58,12 +50,12 @@ fn ipvs_counters_and_real_server_health() {
         d.value("lbd_ipvs_connections_total", &[("service", &service)])
             .unwrap_or(0.0)
     };
-    let before = dump(&d, &dir);
+    let before = dump(&d);
     let gets = 5;
     for _ in 0..gets {
         assert_eq!(http::get(&lab, &client, VIP, 80).as_deref(), Some("web1"));
     }
-    let after = dump(&d, &dir);
+    let after = dump(&d);
     assert!(
         conns(&after) >= conns(&before) + f64::from(gets),
         "{gets} connections through the VIP, the counter went {} -> {}\n{}",
@@ -98,10 +90,10 @@ fn ipvs_counters_and_real_server_health() {
     // The backend goes: down, weight 0, quorum lost; the events say so.
     server.kill();
     lab.reap(&server);
-    let mut now = dump(&d, &dir);
+    let mut now = dump(&d);
     assert!(
         wait_until(Duration::from_secs(60), || {
-            now = dump(&d, &dir);
+            now = dump(&d);
             now.value("lbd_real_server_up", &labels) == Some(0.0)
         }),
         "{}\n{}",

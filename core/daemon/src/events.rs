@@ -13,9 +13,8 @@ use prometheus_client::metrics::family::Family;
 use ringbuf::HeapRb;
 use serde::Serialize;
 use tokio::sync::broadcast;
-use tracing::{debug, info, warn};
 
-use crate::metrics::{KindLabels, Metrics};
+use crate::metrics::KindLabels;
 
 /// Default number of records kept.
 pub const DEFAULT_CAPACITY: usize = 4096;
@@ -162,40 +161,6 @@ pub fn watch_plugin_stops(host: lbd_plugin::Host, log: EventLog) {
                     }
                 }
             }
-        }
-    });
-}
-
-/// Test hook (SIGUSR2): when `LBD_TEST_DUMP_DIR` is set, writes the
-/// metrics scrape to `metrics.txt` and the event log to `events.ndjson`
-/// there (each written aside and renamed into place: a reader never sees
-/// half a file). For lab tests of branches without the API server.
-pub fn test_dump(metrics: &Metrics, log: &EventLog) {
-    let Some(dir) = std::env::var_os("LBD_TEST_DUMP_DIR") else {
-        return debug!("SIGUSR2: LBD_TEST_DUMP_DIR is not set; nothing dumped");
-    };
-    let dir = std::path::PathBuf::from(dir);
-    let (metrics, log) = (metrics.clone(), log.clone());
-    tokio::spawn(async move {
-        let text = metrics.scrape().await;
-        let mut nd = String::new();
-        for r in log.since(0).0 {
-            match serde_json::to_string(&*r) {
-                Ok(l) => {
-                    nd.push_str(&l);
-                    nd.push('\n');
-                }
-                Err(e) => warn!("SIGUSR2: event {}: {e}", r.seq),
-            }
-        }
-        let write = |name: &str, body: &str| -> std::io::Result<()> {
-            let tmp = dir.join(format!(".{name}.tmp"));
-            std::fs::write(&tmp, body)?;
-            std::fs::rename(&tmp, dir.join(name))
-        };
-        match write("events.ndjson", &nd).and_then(|()| write("metrics.txt", &text)) {
-            Ok(()) => info!("SIGUSR2: metrics and events written to {}", dir.display()),
-            Err(e) => warn!("SIGUSR2: writing to {}: {e}", dir.display()),
         }
     });
 }

@@ -146,7 +146,6 @@ pub async fn run(
     let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
     let mut sigusr1 = signal(SignalKind::user_defined1()).context("installing SIGUSR1 handler")?;
     let mut sighup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
-    let mut sigusr2 = signal(SignalKind::user_defined2()).context("installing SIGUSR2 handler")?;
     // Before any child is spawned: PID 1 reaps orphans from the start.
     crate::pid1::start()?;
     let (nl, mut link_events) = Netlink::connect()
@@ -244,7 +243,6 @@ pub async fn run(
                 }
             }
             _ = sighup.recv() => reloader.request(&path),
-            _ = sigusr2.recv() => crate::events::test_dump(&node.metrics, &node.events),
             Some(loaded) = reload_rx.recv() => {
                 sd.reloading();
                 let outcome = node.reload(&path, loaded, &mut running).await;
