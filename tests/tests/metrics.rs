@@ -526,4 +526,55 @@ fn reloads_are_counted_and_logged() {
     assert!(ev[0]["seq"].as_u64() < ev[1]["seq"].as_u64());
     // No transition from either.
     assert_eq!(transitions(&d, "MASTER", "BACKUP"), 0.0, "{}", d.text);
+
+    // An instance added by a reload gets its series; removed by the next,
+    // they go, and its resignation is in the log.
+    let second = Instance {
+        name: "VI_2".into(),
+        vrid: 52,
+        vips: vec!["10.0.0.101/24".into()],
+        ..Instance::v2(150)
+    };
+    std::fs::write(&la.conf, format!("{conf}{}", second.block())).unwrap();
+    la.proc.signal(libc::SIGHUP);
+    let vi2_master = |d: &Dump| {
+        d.value(
+            "lbd_vrrp_instance_state",
+            &[("instance", "VI_2"), ("state", "MASTER")],
+        )
+    };
+    assert!(
+        wait_until(ELECTION, || {
+            d = dump(&la);
+            vi2_master(&d) == Some(1.0)
+        }),
+        "VI_2 added by a reload never showed as master:\n{}",
+        d.text
+    );
+    std::fs::write(&la.conf, &conf).unwrap();
+    la.proc.signal(libc::SIGHUP);
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            d = dump(&la);
+            reloads(&d, "ok") == 3.0
+        }),
+        "{}",
+        la.log()
+    );
+    assert!(!d.text.contains("\"VI_2\""), "{}", d.text);
+    let last = d.events_of("instance", Some("VI_2"));
+    assert_eq!(
+        last.last()
+            .map(|e| (e["prev"].clone(), e["reason"].clone())),
+        Some(("MASTER".into(), "Shutdown".into())),
+        "{:?}",
+        d.events
+    );
+    assert_eq!(
+        d.value(
+            "lbd_vrrp_instance_state",
+            &[("instance", "VI_1"), ("state", "MASTER")]
+        ),
+        Some(1.0)
+    );
 }

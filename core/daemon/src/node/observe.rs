@@ -61,6 +61,10 @@ impl Node {
             return;
         };
         let name = inst.cfg.name.clone();
+        // A removed instance's last transition (its resignation) is logged
+        // and counted; its gauges may belong to a successor of the same
+        // name, so they are not touched.
+        let removed = inst.removed;
         let group = inst
             .group
             .and_then(|g| self.groups.get(g))
@@ -75,11 +79,13 @@ impl Node {
                 to: to_s.into(),
             })
             .inc();
-        self.metrics.set_instance_state(&name, to_s);
-        if let Some(o) = self.observed(i) {
-            o.state = Some(to);
-            if to != State::Master {
-                o.takeover = None;
+        if !removed {
+            self.metrics.set_instance_state(&name, to_s);
+            if let Some(o) = self.observed(i) {
+                o.state = Some(to);
+                if to != State::Master {
+                    o.takeover = None;
+                }
             }
         }
         let mut d = crate::events::detail(json!({
@@ -92,7 +98,10 @@ impl Node {
             d.insert("group".into(), g.into());
         }
         self.emit("instance", &name, d);
-        if to == State::Master {
+        if removed && !self.insts.iter().any(|x| !x.removed && x.cfg.name == name) {
+            self.observed.remove(&name);
+            self.metrics.forget_instance(&name);
+        } else if to == State::Master {
             // No gratuitous ARP/NA went out (no VIP, or no sender): the
             // takeover is complete with the VIPs added.
             if let Some(f) = self.takeover_timer(i) {
