@@ -85,6 +85,7 @@ impl Node {
             let seed = Seed {
                 gen: self.health_gen,
                 health: &self.health,
+                metrics: &self.metrics.checks,
             };
             self.checks = crate::health::start(&host, &new, &seed, tx);
             self.hooks = Hooks::new(&host, &new);
