@@ -343,6 +343,18 @@ impl Lab {
         };
         // Recorded before anything else can fail, so the drop removes the name.
         self.inner.lock().unwrap().nodes.push(node.clone());
+        // Docker turns IPv6 off in a container's namespace; lab nodes have it.
+        for k in ["all", "default"] {
+            run(&[
+                "ip",
+                "netns",
+                "exec",
+                &node.ns,
+                "sysctl",
+                "-qw",
+                &format!("net.ipv6.conf.{k}.disable_ipv6=0"),
+            ]);
+        }
         Self::prepare_ns(&node.ns);
         self.join(&node, 0);
         node
