@@ -95,6 +95,38 @@ pub fn require_docker(test: &str) {
     }
 }
 
+/// Remove containers and images left by killed runs of `lab`'s test (named
+/// `<stem>-<pid>-...` as the lab's namespaces are, with that pid gone): a
+/// SIGKILLed test runs no drop.
+pub fn remove_leftovers(lab: &Lab) {
+    let mut parts = lab.base.rsplitn(3, '-');
+    let (Some(_), Some(_), Some(stem)) = (parts.next(), parts.next(), parts.next()) else {
+        return;
+    };
+    let prefix = format!("{stem}-");
+    let stale = |name: &str| {
+        name.strip_prefix(&prefix)
+            .and_then(|r| r.split('-').next()?.parse::<u32>().ok())
+            .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+    };
+    let list = |args: &[&str]| -> Vec<String> {
+        String::from_utf8_lossy(&docker(args).stdout)
+            .lines()
+            .map(str::to_string)
+            .collect()
+    };
+    for name in list(&["ps", "-a", "--format", "{{.Names}}"]) {
+        if stale(&name) {
+            let _ = docker(&["rm", "-f", &name]);
+        }
+    }
+    for repo in list(&["images", "--format", "{{.Repository}}"]) {
+        if stale(&repo) {
+            let _ = docker(&["rmi", "-f", &repo]);
+        }
+    }
+}
+
 /// An image built for one test, removed on drop.
 pub struct Image {
     pub tag: String,

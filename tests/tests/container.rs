@@ -16,7 +16,9 @@ use std::fs;
 use std::path::Path;
 use std::time::Duration;
 
-use lbd_tests::dist::{docker, docker_ok, require_docker, static_bin, Container, Image};
+use lbd_tests::dist::{
+    docker, docker_ok, remove_leftovers, require_docker, static_bin, Container, Image,
+};
 use lbd_tests::scenario::expect_holder;
 use lbd_tests::tshark::Capture;
 use lbd_tests::{lab_for, Daemon, Instance, Kind};
@@ -69,6 +71,7 @@ fn container_joins_election_and_stops_cleanly() {
     let test = "container-election";
     require_docker(test);
     let lab = lab_for(test, &[Kind::Lbd]);
+    remove_leftovers(&lab);
     let image = lbd_image(&lab);
     let pause_img = pause_image(&lab);
     eprintln!("{test}: image {} is {} bytes", image.tag, image.size());
