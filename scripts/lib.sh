@@ -13,7 +13,8 @@ need_root() { [ "$(id -u)" = 0 ] || die "$1 needs root (network namespaces, raw 
 # busybox-static (not busybox: the two conflict, and the VM tier wants the static one)
 # gives /bin/busybox, the container recipe's `busybox killall`.
 # python3-prometheus-client: the metrics tests parse lbd's scrape with it.
-APT_PKGS=(keepalived tshark iproute2 iputils-ping tcpdump python3 curl nftables procps haproxy psmisc dnsmasq-base busybox-static python3-aiosmtpd time systemd python3-prometheus-client)
+# docker.io: the container tests (a real engine; ensure_docker starts it).
+APT_PKGS=(keepalived tshark iproute2 iputils-ping tcpdump python3 curl nftables procps haproxy psmisc dnsmasq-base busybox-static python3-aiosmtpd time systemd python3-prometheus-client docker.io)
 
 install_deps() {
   local missing=()
@@ -40,4 +41,25 @@ install_deps() {
 build() {
   say "building"
   (cd "$ROOT" && cargo build --workspace --bins "$@")
+}
+
+# A running Docker engine (the container test, scripts/dist --image). Under
+# systemd its unit; without an init that runs services (a CI container),
+# dockerd in the background, logging to /var/log/lbd-dockerd.log.
+ensure_docker() {
+  command -v docker >/dev/null || die "docker not found (Debian package docker.io)"
+  docker info >/dev/null 2>&1 && return 0
+  if [ -d /run/systemd/system ]; then
+    systemctl start docker || die "systemctl start docker failed"
+  else
+    command -v dockerd >/dev/null || die "dockerd not found (Debian package docker.io)"
+    say "starting dockerd (log: /var/log/lbd-dockerd.log)"
+    setsid dockerd >/var/log/lbd-dockerd.log 2>&1 </dev/null &
+  fi
+  local i
+  for i in $(seq 1 60); do
+    docker info >/dev/null 2>&1 && return 0
+    sleep 0.5
+  done
+  die "the Docker engine did not come up within 30 s (see /var/log/lbd-dockerd.log)"
 }

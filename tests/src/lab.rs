@@ -251,6 +251,11 @@ impl Lab {
 
     fn make_ns(&self, ns: &str) {
         run(&["ip", "netns", "add", ns]);
+        Self::prepare_ns(ns);
+    }
+
+    /// lo up, and no DAD: what every lab namespace starts with.
+    fn prepare_ns(ns: &str) {
         let ip = |args: &[&str]| {
             let mut v = vec!["ip", "netns", "exec", ns];
             v.extend_from_slice(args);
@@ -313,6 +318,44 @@ impl Lab {
             idx,
         };
         self.inner.lock().unwrap().nodes.push(node.clone());
+        self.join(&node, 0);
+        node
+    }
+
+    /// The network namespace of process `pid` (a container's, say) as node
+    /// `name`: named with `ip netns attach` and joined to LAN 0 as any node.
+    /// The namespace belongs to the process; the lab's drop removes the
+    /// name and kills what runs in it, as for its own namespaces.
+    pub fn node_of_pid(&self, name: &str, pid: i32) -> Node {
+        assert!(self.find(name).is_none(), "node {name} exists already");
+        let (ns, idx) = {
+            let inner = self.inner.lock().unwrap();
+            (
+                format!("{}-{name}", self.base),
+                10 + inner.nodes.len() as u8,
+            )
+        };
+        run(&["ip", "netns", "attach", &ns, &pid.to_string()]);
+        let node = Node {
+            name: name.into(),
+            ns,
+            idx,
+        };
+        // Recorded before anything else can fail, so the drop removes the name.
+        self.inner.lock().unwrap().nodes.push(node.clone());
+        // Docker turns IPv6 off in a container's namespace; lab nodes have it.
+        for k in ["all", "default"] {
+            run(&[
+                "ip",
+                "netns",
+                "exec",
+                &node.ns,
+                "sysctl",
+                "-qw",
+                &format!("net.ipv6.conf.{k}.disable_ipv6=0"),
+            ]);
+        }
+        Self::prepare_ns(&node.ns);
         self.join(&node, 0);
         node
     }

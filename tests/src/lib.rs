@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod daemon;
+pub mod dist;
 pub mod forge;
 pub mod http;
 pub mod lab;

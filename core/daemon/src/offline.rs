@@ -15,10 +15,23 @@ pub const EXIT_REPAIRED: u8 = 5;
 /// the hostname up to its first dot, as keepalived defaults it.
 pub fn config_id(given: Option<&str>) -> Option<String> {
     given.map(str::to_string).or_else(|| {
-        let h = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+        let h = hostname()?;
         let short = h.trim().split('.').next().unwrap_or("").to_string();
         (!short.is_empty()).then_some(short)
     })
+}
+
+/// The UTS hostname, from the kernel (uname(2) in glibc): unlike
+/// /proc/sys/kernel/hostname it needs no /proc (an empty chroot).
+fn hostname() -> Option<String> {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into buf.
+    let r = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if r != 0 {
+        return None;
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8(buf.get(..end)?.to_vec()).ok()
 }
 
 /// Loads and validates; on any error nothing is applied and every finding
@@ -78,4 +91,19 @@ pub fn convert(
         .map_err(|e| anyhow!("--convert: cannot write the configuration as TOML: {e}"))?;
     let _ = write!(out, "{toml}");
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)] // a failed expectation is the test failing
+mod tests {
+    use super::*;
+
+    /// gethostname gives what /proc shows (the test host has a /proc).
+    #[test]
+    fn config_id_defaults_to_the_short_hostname() {
+        let h = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+        let short = h.trim().split('.').next().unwrap().to_string();
+        assert_eq!(config_id(None), (!short.is_empty()).then_some(short));
+        assert_eq!(config_id(Some("lb1")).as_deref(), Some("lb1"));
+    }
 }

@@ -49,11 +49,9 @@ pub async fn run(req: Request) -> Result<Output, PrimError> {
     let mut cmd = Command::new(prog);
     cmd.args(req.argv.get(1..).unwrap_or_default())
         .envs(req.env.iter().map(|(k, v)| (k, v)))
-        .stdin(if req.stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
+        // A pipe, closed at once when there is no input: the same EOF as
+        // /dev/null, without needing /dev (an empty chroot has none).
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
@@ -74,11 +72,15 @@ pub async fn run(req: Request) -> Result<Output, PrimError> {
     let _own = own;
     let mut child = child;
     let pid = child.id();
-    if let (Some(data), Some(mut sin)) = (req.stdin, child.stdin.take()) {
-        // A child that does not read its input must not stall us.
-        tokio::spawn(async move {
-            let _ = sin.write_all(&data).await;
-        });
+    match (req.stdin, child.stdin.take()) {
+        (Some(data), Some(mut sin)) => {
+            // A child that does not read its input must not stall us.
+            tokio::spawn(async move {
+                let _ = sin.write_all(&data).await;
+            });
+        }
+        (None, sin) => drop(sin),
+        (Some(_), None) => {}
     }
     let out = child.stdout.take();
     let err = child.stderr.take();
@@ -181,10 +183,12 @@ pub fn spawn(argv: &[String]) -> Result<(), PrimError> {
     };
     let mut cmd = Command::new(prog);
     cmd.args(argv.get(1..).unwrap_or_default())
-        .stdin(Stdio::null())
+        .stdin(Stdio::piped())
         .process_group(0);
     let (mut child, own) = lbd_sys::reap::spawn_own(|| cmd.spawn(), Child::id)
         .map_err(|e| PrimError::io(format!("spawn {prog}"), e))?;
+    // EOF on stdin, as /dev/null would give, with no /dev needed.
+    drop(child.stdin.take());
     tokio::spawn(async move {
         let _ = child.wait().await;
         drop(own);
@@ -204,5 +208,30 @@ mod tests {
         assert_eq!(id_of(pw, "1000", true), Some((1000, 1000)));
         let gr = "root:x:0:\nnogroup:x:65534:\n";
         assert_eq!(id_of(gr, "nogroup", false), Some((65534, 65534)));
+    }
+
+    /// Without input a program reading stdin sees EOF at once (as from
+    /// /dev/null, which lbd no longer opens); with input it reads it.
+    #[test]
+    fn stdin_is_eof_or_the_input() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let req = |stdin: Option<&[u8]>| super::Request {
+            argv: vec!["cat".into()],
+            timeout: std::time::Duration::from_secs(30),
+            env: vec![],
+            stdin: stdin.map(<[u8]>::to_vec),
+            max_output: 1024,
+            uid_gid: None,
+        };
+        let out = rt.block_on(super::run(req(None))).unwrap();
+        assert_eq!(
+            (out.code, out.timed_out, out.stdout.len()),
+            (Some(0), false, 0)
+        );
+        let out = rt.block_on(super::run(req(Some(b"in")))).unwrap();
+        assert_eq!((out.code, out.stdout), (Some(0), b"in".to_vec()));
     }
 }
