@@ -105,6 +105,9 @@ struct Reconciler {
 
 /// Starts IPVS management when the configuration asks for it; a config
 /// without virtual servers never needs IPVS (nor the module).
+/// Starts the reconciler on a thread of its own: reading and diffing a big
+/// table (10 000 services) is CPU work that must not delay the VRRP loop's
+/// adverts. Returns once the first reconcile is done (IPVS is applied).
 pub async fn start(
     cfg: &Config,
     plan: &lvs_desired::Plan,
@@ -115,43 +118,94 @@ pub async fn start(
     if plan.is_empty() && g.lvs_sync_daemon.is_none() {
         return Ok(None);
     }
-    let desired = plan.desired(health);
-    let ipvs = Ipvs::connect().await?;
-    if let Some(t) = &g.lvs_timeouts {
-        // 0 leaves a timeout as the kernel has it.
-        ipvs.set_timeouts(
-            t.tcp.unwrap_or(0),
-            t.tcpfin.unwrap_or(0),
-            t.udp.unwrap_or(0),
-        )
-        .await
-        .context("setting lvs_timeouts")?;
-    }
-    if g.lvs_flush {
-        ipvs.flush().await.context("lvs_flush")?;
-        info!("lvs_flush: IPVS table flushed");
-    }
-    let sync = g
-        .lvs_sync_daemon
-        .as_ref()
-        .map(|s| (s.instance.clone(), lvs_desired::sync_daemon(cfg, s)));
-    let owned: OwnedSet = desired.services.keys().cloned().collect();
-    let mut r = Reconciler {
-        ipvs,
-        desired,
-        applied: IpvsState::new(),
-        owned,
-        work: Work::default(),
-        sync,
+    let setup = Setup {
+        desired: plan.desired(health),
+        timeouts: g.lvs_timeouts,
+        flush: g.lvs_flush,
+        sync: g
+            .lvs_sync_daemon
+            .as_ref()
+            .map(|s| (s.instance.clone(), lvs_desired::sync_daemon(cfg, s))),
         flush_onstop: g.lvs_flush_onstop,
         events,
     };
-    r.reconcile(Why::Start).await?;
-    // Instances start in Backup: so does the sync daemon (keepalived does the same).
-    r.sync_role(None, false).await;
     let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(r.run(rx));
+    let (ready_tx, ready_rx) = oneshot::channel::<Result<()>>();
+    std::thread::Builder::new()
+        .name("lbd-ipvs".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(anyhow::anyhow!("IPVS thread runtime: {e}")));
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                match setup.run().await {
+                    Ok(r) => {
+                        let _ = ready_tx.send(Ok(()));
+                        r.run(rx).await;
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                    }
+                }
+            });
+        })
+        .context("spawning the IPVS thread")?;
+    ready_rx
+        .await
+        .map_err(|_| anyhow::anyhow!("the IPVS thread ended while starting"))??;
     Ok(Some(LvsHandle { tx }))
+}
+
+/// What the reconciler starts from (moved to its thread).
+struct Setup {
+    desired: IpvsState,
+    timeouts: Option<lbd_config::LvsTimeouts>,
+    flush: bool,
+    sync: Option<(Option<String>, SyncDaemon)>,
+    flush_onstop: lbd_config::LvsFlushOnStop,
+    events: crate::events::EventLog,
+}
+
+impl Setup {
+    async fn run(self) -> Result<Reconciler> {
+        let ipvs = Ipvs::connect().await?;
+        if let Some(t) = &self.timeouts {
+            // 0 leaves a timeout as the kernel has it.
+            ipvs.set_timeouts(
+                t.tcp.unwrap_or(0),
+                t.tcpfin.unwrap_or(0),
+                t.udp.unwrap_or(0),
+            )
+            .await
+            .context("setting lvs_timeouts")?;
+        }
+        if self.flush {
+            ipvs.flush().await.context("lvs_flush")?;
+            info!("lvs_flush: IPVS table flushed");
+        }
+        let owned: OwnedSet = self.desired.services.keys().cloned().collect();
+        let mut r = Reconciler {
+            ipvs,
+            desired: self.desired,
+            applied: IpvsState::new(),
+            owned,
+            work: Work::default(),
+            sync: self.sync,
+            flush_onstop: self.flush_onstop,
+            events: self.events,
+        };
+        r.reconcile(Why::Start).await?;
+        // Instances start in Backup: so does the sync daemon (keepalived does the same).
+        r.sync_role(None, false).await;
+        Ok(r)
+    }
 }
 
 /// Why the kernel is being compared: drift is only reported as such.

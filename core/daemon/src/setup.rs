@@ -49,8 +49,15 @@ const RELOAD_STACK: usize = 8 << 20;
 /// event loop (adverts, timers, SIGTERM) never waits on a read: a big file
 /// takes time, and no file can stall or take down the loop. One read at a
 /// time; SIGHUPs during a read are folded into one more read after it.
+/// A configuration read for a reload, with its IPVS plan: both built off
+/// the loop (resolving 10 000 virtual servers is CPU work).
+pub struct Reloaded {
+    pub loaded: lbd_config::Loaded,
+    pub plan: crate::lvs_desired::Plan,
+}
+
 pub struct Reloader {
-    tx: mpsc::UnboundedSender<Result<lbd_config::Loaded>>,
+    tx: mpsc::UnboundedSender<Result<Reloaded>>,
     busy: bool,
     again: bool,
 }
@@ -58,7 +65,7 @@ pub struct Reloader {
 impl Reloader {
     /// Results arrive on the receiver of `tx`; hand each to the node, then
     /// call [`Reloader::finished`].
-    pub fn new(tx: mpsc::UnboundedSender<Result<lbd_config::Loaded>>) -> Reloader {
+    pub fn new(tx: mpsc::UnboundedSender<Result<Reloaded>>) -> Reloader {
         Reloader {
             tx,
             busy: false,
@@ -84,8 +91,12 @@ impl Reloader {
                 // Bad input must not panic the readers; should one, the
                 // reload fails instead of leaving `busy` set forever (with
                 // panic=abort in release this cannot help, hence the fuzzing).
-                let r = std::panic::catch_unwind(|| load_config(&p))
-                    .unwrap_or_else(|_| Err(anyhow!("the configuration reader panicked")));
+                let r = std::panic::catch_unwind(|| {
+                    let loaded = load_config(&p)?;
+                    let plan = crate::lvs_desired::Plan::new(&loaded.config)?;
+                    Ok(Reloaded { loaded, plan })
+                })
+                .unwrap_or_else(|_| Err(anyhow!("the configuration reader panicked")));
                 let _ = tx.send(r);
             });
         match spawned {
@@ -154,7 +165,10 @@ mod tests {
                 })
                 .expect("reload result within 60 s")
                 .expect("channel open");
-            let e = got.expect_err("a FIFO is refused").to_string();
+            let Err(e) = got else {
+                panic!("a FIFO must be refused")
+            };
+            let e = e.to_string();
             assert!(e.contains("is a FIFO"), "{e}");
             r.finished(&path);
         }

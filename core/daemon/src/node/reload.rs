@@ -13,10 +13,10 @@ impl Node {
     pub(super) async fn reload(
         &mut self,
         path: &std::path::Path,
-        loaded: Result<lbd_config::Loaded>,
+        loaded: Result<crate::setup::Reloaded>,
         running: &mut Config,
     ) -> Result<(), String> {
-        let loaded = match loaded {
+        let crate::setup::Reloaded { loaded, plan } = match loaded {
             Ok(l) => l,
             Err(e) => {
                 let msg = format!("reload of {}: {e:#}", path.display());
@@ -36,15 +36,6 @@ impl Node {
             t = now;
         };
         let mut times = Vec::new();
-        let plan = match crate::lvs_desired::Plan::new(&new) {
-            Ok(p) => p,
-            Err(e) => {
-                let msg = format!("reload: {e:#}");
-                error!("{msg}; keeping the running configuration");
-                return Err(msg);
-            }
-        };
-        phase("IPVS plan", &mut times);
         if let Err(e) = self.reload_plugins(&new).await {
             let msg = format!("reload: {e:#}");
             error!("{msg}; keeping the running configuration");
