@@ -12,7 +12,8 @@ need_root() { [ "$(id -u)" = 0 ] || die "$1 needs root (network namespaces, raw 
 # Debian packages the lab and tests use; installed only when missing.
 # busybox-static (not busybox: the two conflict, and the VM tier wants the static one)
 # gives /bin/busybox, the container recipe's `busybox killall`.
-APT_PKGS=(keepalived tshark iproute2 iputils-ping tcpdump python3 curl nftables procps haproxy psmisc dnsmasq-base busybox-static python3-aiosmtpd time systemd)
+# python3-prometheus-client: the metrics tests parse lbd's scrape with it.
+APT_PKGS=(keepalived tshark iproute2 iputils-ping tcpdump python3 curl nftables procps haproxy psmisc dnsmasq-base busybox-static python3-aiosmtpd time systemd python3-prometheus-client)
 
 install_deps() {
   local missing=()

@@ -12,6 +12,7 @@ pub mod http;
 pub mod lab;
 pub mod lvs;
 pub mod pidns;
+pub mod prom;
 pub mod scenario;
 pub mod tshark;
 pub mod watch;

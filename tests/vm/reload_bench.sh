@@ -110,8 +110,10 @@ echo "| IPVS table reads (dumps) during the window | $((d1 - d0)) |"
 echo "| address changes seen by ip monitor (want 0) | $addr_changes |"
 echo "| instance transitions in the whole run | $transitions (startup: $ni) |"
 echo "| largest advert gap of any instance (interval 1000 ms) | ${gap% *} ms (${gap#* } adverts) |"
+echo "lbd's own account of the last reload:"
+grep 'reloaded ' "$work/lbd.log" | tail -n1 | sed 's/^.*reloaded /  reloaded /' 
 if [ -S "$sock" ] && command -v curl >/dev/null; then
-  scrape() { curl -s --max-time 20 --unix-socket "$sock" -o "$work/out" -w '%{time_total} %{size_download}' "http://lbd$1"; }
+  scrape() { curl -s --max-time 20 --unix-socket "$sock" -o "$work/out" -w '%{time_total} %{size_download}\n' "http://lbd$1"; }
   read -r mt msz < <(scrape /metrics)
   read -r st ssz < <(scrape /status)
   r0="$(rss)"

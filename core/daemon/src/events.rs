@@ -4,12 +4,17 @@
 //! followers of `/events?follow=1`; notify hooks read the same stream, so
 //! the two never disagree on order.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use ringbuf::HeapRb;
 use serde::Serialize;
 use tokio::sync::broadcast;
+
+use crate::metrics::KindLabels;
 
 /// Default number of records kept.
 pub const DEFAULT_CAPACITY: usize = 4096;
@@ -32,6 +37,8 @@ pub struct Record {
 struct Inner {
     ring: HeapRb<Arc<Record>>,
     next_seq: u64,
+    /// `lbd_events_total` by kind.
+    counts: Option<Family<KindLabels, Counter>>,
 }
 
 /// Cheap to clone; the node pushes, the API reads.
@@ -48,12 +55,21 @@ impl EventLog {
             inner: Arc::new(Mutex::new(Inner {
                 ring: HeapRb::new(capacity.max(1)),
                 next_seq: 1,
+                counts: None,
             })),
             tx,
         }
     }
 
-    /// Appends one event; returns its sequence number.
+    /// Counts every record pushed from now on in `family`, by kind.
+    pub fn count_in(&self, family: Family<KindLabels, Counter>) {
+        self.inner
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .counts = Some(family);
+    }
+
+    /// Appends one event; returns it with its sequence number.
     pub fn push(
         &self,
         kind: &str,
@@ -74,6 +90,12 @@ impl EventLog {
             detail,
         });
         g.next_seq += 1;
+        if let Some(c) = &g.counts {
+            c.get_or_create(&KindLabels {
+                kind: rec.kind.clone(),
+            })
+            .inc();
+        }
         g.ring.push_overwrite(rec.clone());
         // Sent under the lock: followers see records in sequence order.
         let _ = self.tx.send(rec.clone());
@@ -83,7 +105,6 @@ impl EventLog {
     /// Records with `seq > since`, oldest first, and the sequence number of
     /// the oldest record still held (0 when empty): a follower that asked
     /// for less than that has missed some.
-    #[allow(dead_code)] // served by the API
     pub fn since(&self, since: u64) -> (Vec<Arc<Record>>, u64) {
         let mut g = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         let oldest = g.ring.iter().next().map_or(0, |r| r.seq);
@@ -111,9 +132,147 @@ impl EventLog {
     }
 }
 
+/// The plugin host counts the plugins it stops (CPU slice, memory limit);
+/// this turns each new stop into an event. It polls beside the loop: a
+/// busy plugin thread must not delay VRRP.
+pub fn watch_plugin_stops(host: lbd_plugin::Host, log: EventLog) {
+    tokio::spawn(async move {
+        let mut seen: HashMap<String, (u64, u64)> = HashMap::new();
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            for (name, s) in host.stats().await {
+                let before = seen
+                    .insert(name.clone(), (s.stopped_cpu, s.stopped_memory))
+                    .unwrap_or_default();
+                for (limit, now, was) in [
+                    ("cpu", s.stopped_cpu, before.0),
+                    ("memory", s.stopped_memory, before.1),
+                ] {
+                    if now > was {
+                        let d = detail(serde_json::json!({
+                            "state": "STOPPED",
+                            "limit": limit,
+                            "stops": now - was,
+                            "stops_total": now,
+                        }));
+                        log.push("plugin", &name, d);
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// `detail` from a JSON object literal (anything else gives an empty map).
+pub fn detail(v: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+    match v {
+        serde_json::Value::Object(m) => m,
+        _ => serde_json::Map::new(),
+    }
+}
+
+/// At most one dropped-advert event per window and key (instance or
+/// interface, reason): a flood of bad packets must not flush the ring.
+/// The metric counts every drop; the events say how many they left out.
+pub const DROP_WINDOW: Duration = Duration::from_secs(10);
+
+struct Window {
+    /// When the last event for this key was let through.
+    since: Instant,
+    /// Drops not turned into events since then.
+    suppressed: u64,
+}
+
+#[derive(Default)]
+pub struct DropLimiter {
+    /// By name, then reason: a lookup allocates nothing (floods go here).
+    keys: HashMap<String, HashMap<&'static str, Window>>,
+}
+
+impl DropLimiter {
+    /// One drop at `now`: `Some(n)` when it becomes an event, `n` being
+    /// the drops of this key left out before it; `None` when suppressed.
+    pub fn hit(&mut self, name: &str, reason: &'static str, now: Instant) -> Option<u64> {
+        if !self.keys.contains_key(name) {
+            self.keys.insert(name.to_string(), HashMap::new());
+        }
+        let by_reason = self.keys.get_mut(name)?;
+        match by_reason.get_mut(reason) {
+            Some(w) if now.saturating_duration_since(w.since) < DROP_WINDOW => {
+                w.suppressed += 1;
+                None
+            }
+            Some(w) => {
+                let n = w.suppressed;
+                *w = Window {
+                    since: now,
+                    suppressed: 0,
+                };
+                Some(n)
+            }
+            None => {
+                by_reason.insert(
+                    reason,
+                    Window {
+                        since: now,
+                        suppressed: 0,
+                    },
+                );
+                Some(0)
+            }
+        }
+    }
+
+    /// Keys whose window has passed with drops left out: (name, reason,
+    /// count), each reported once (called now and then, so the tail of a
+    /// burst is not silent). Quiet keys are forgotten.
+    pub fn expire(&mut self, now: Instant) -> Vec<(String, &'static str, u64)> {
+        let mut out = Vec::new();
+        for (name, by_reason) in &mut self.keys {
+            by_reason.retain(|reason, w| {
+                if now.saturating_duration_since(w.since) < DROP_WINDOW {
+                    return true;
+                }
+                if w.suppressed > 0 {
+                    out.push((name.clone(), *reason, w.suppressed));
+                }
+                false
+            });
+        }
+        self.keys.retain(|_, by_reason| !by_reason.is_empty());
+        out.sort();
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn drops_are_rate_limited_per_key() {
+        let mut l = DropLimiter::default();
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        assert_eq!(l.hit("VI_1", "auth", at(0)), Some(0));
+        // Same key within the window: left out, counted.
+        for ms in 1..=4 {
+            assert_eq!(l.hit("VI_1", "auth", at(ms)), None);
+        }
+        // Other reason, other instance: their own windows.
+        assert_eq!(l.hit("VI_1", "ttl", at(5)), Some(0));
+        assert_eq!(l.hit("VI_2", "auth", at(5)), Some(0));
+        // After the window: the next drop is an event carrying the count.
+        assert_eq!(l.hit("VI_1", "auth", at(10_000)), Some(4));
+        assert_eq!(l.hit("VI_1", "auth", at(10_001)), None);
+        // Nothing more arrives: the left-out tail is reported once.
+        assert_eq!(l.expire(at(15_000)), vec![]);
+        assert_eq!(l.expire(at(20_001)), vec![("VI_1".to_string(), "auth", 1)]);
+        assert_eq!(l.expire(at(40_000)), vec![]);
+        assert_eq!(l.hit("VI_1", "auth", at(40_001)), Some(0));
+    }
 
     #[test]
     fn ring_keeps_the_last_n_in_order() {

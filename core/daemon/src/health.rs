@@ -139,6 +139,8 @@ fn with_timeout(opts: &Map<String, Value>, t: Duration) -> (Map<String, Value>, 
 pub struct Seed<'a> {
     pub gen: u64,
     pub health: &'a Model,
+    /// Runs, failures and latency per plugin.
+    pub metrics: &'a crate::metrics::Checks,
 }
 
 /// Starts every checker and tracked script of `c`. Their schedules run on
@@ -169,6 +171,7 @@ pub fn start(
                     gen: seed.gen,
                     timing: t,
                     tx: tx.clone(),
+                    metrics: seed.metrics.clone(),
                 };
                 jobs.push(host.spawn(Box::new(|local| Box::pin(job.run(local)))));
             }
@@ -190,6 +193,7 @@ pub fn start(
             ),
             gen: seed.gen,
             tx: tx.clone(),
+            metrics: seed.metrics.clone(),
         };
         jobs.push(host.spawn(Box::new(|local| Box::pin(job.run(local)))));
     }
@@ -208,6 +212,7 @@ struct CheckJob {
     gen: u64,
     timing: Timing,
     tx: mpsc::UnboundedSender<HealthEv>,
+    metrics: crate::metrics::Checks,
 }
 
 impl CheckJob {
@@ -221,7 +226,10 @@ impl CheckJob {
             tokio::time::sleep_until(next_start(Duration::from_secs_f64(w))).await;
         }
         loop {
+            let started = tokio::time::Instant::now();
             let out = check.run(self.limit).await;
+            self.metrics
+                .observe(&self.plugin, out.ok, started.elapsed());
             debug!(
                 "check {} on {}: {} {}",
                 self.plugin,
@@ -277,6 +285,7 @@ struct ScriptJob {
     state: Script,
     gen: u64,
     tx: mpsc::UnboundedSender<HealthEv>,
+    metrics: crate::metrics::Checks,
 }
 
 impl ScriptJob {
@@ -292,7 +301,10 @@ impl ScriptJob {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
+            let started = tokio::time::Instant::now();
             let out = check.run(self.limit).await;
+            self.metrics
+                .observe(&self.plugin, out.ok, started.elapsed());
             debug!(
                 "track script {}: {} {}",
                 self.name,

@@ -99,6 +99,8 @@ struct Reconciler {
     /// The daemon and the VRRP instance it follows (`None`: both roles always).
     sync: Option<(Option<String>, SyncDaemon)>,
     flush_onstop: lbd_config::LvsFlushOnStop,
+    /// Drift repairs are events.
+    events: crate::events::EventLog,
 }
 
 /// Starts IPVS management when the configuration asks for it; a config
@@ -107,6 +109,7 @@ pub async fn start(
     cfg: &Config,
     plan: &lvs_desired::Plan,
     health: &lbd_health::Model,
+    events: crate::events::EventLog,
 ) -> Result<Option<LvsHandle>> {
     let g = &cfg.global;
     if plan.is_empty() && g.lvs_sync_daemon.is_none() {
@@ -141,6 +144,7 @@ pub async fn start(
         work: Work::default(),
         sync,
         flush_onstop: g.lvs_flush_onstop,
+        events,
     };
     r.reconcile(Why::Start).await?;
     // Instances start in Backup: so does the sync daemon (keepalived does the same).
@@ -303,7 +307,13 @@ impl Reconciler {
                     match why {
                         Why::Health => info!("IPVS: {label}"),
                         _ if initial => debug!("IPVS: {label}"),
-                        _ => warn!("IPVS drift repaired: {label}"),
+                        _ => {
+                            warn!("IPVS drift repaired: {label}");
+                            let d =
+                                crate::events::detail(serde_json::json!({ "operation": label }));
+                            self.events
+                                .push("ipvs_repair", &op.service().to_string(), d);
+                        }
                     }
                 }
                 Err(e) => {

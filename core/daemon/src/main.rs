@@ -3,7 +3,6 @@
 mod api;
 mod cli;
 mod control;
-mod counters;
 mod events;
 mod health;
 mod logging;

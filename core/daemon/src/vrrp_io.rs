@@ -179,6 +179,8 @@ pub struct GarpJob {
     pub mac: [u8; 6],
     pub addr: IpAddr,
     pub ifname: String,
+    /// `lbd_vrrp_gratuitous_sent_total` of this interface and kind.
+    pub sent: prometheus_client::metrics::counter::Counter,
 }
 
 impl GarpJob {
@@ -187,6 +189,9 @@ impl GarpJob {
             IpAddr::V4(a) => self.sender.send_garp(self.mac, a),
             IpAddr::V6(a) => self.sender.send_unsolicited_na(self.mac, a),
         };
+        if r.is_ok() {
+            self.sent.inc();
+        }
         if let Err(e) = r {
             warn!(
                 "VRRP_Instance({instance}) gratuitous ARP/NA for {} on {}: {e}",
@@ -198,24 +203,34 @@ impl GarpJob {
 
 /// `count` bursts over `jobs`, spaced by keepalived's `vrrp_garp_interval` /
 /// `vrrp_gna_interval`; spaced bursts run beside the loop so adverts stay on
-/// time.
+/// time. `first_burst` runs once the first burst is out (a takeover's
+/// failover time ends there).
 pub fn send_garp(
     name: String,
     jobs: Vec<GarpJob>,
     count: u32,
     garp_iv: Duration,
     gna_iv: Duration,
+    mut first_burst: Option<Box<dyn FnOnce() + Send>>,
 ) {
     if garp_iv.is_zero() && gna_iv.is_zero() {
         for _ in 0..count {
             jobs.iter().for_each(|j| j.send(&name));
+            if let Some(f) = first_burst.take() {
+                f();
+            }
         }
         return;
     }
     tokio::spawn(async move {
         for _ in 0..count {
-            for j in &jobs {
+            for (n, j) in jobs.iter().enumerate() {
                 j.send(&name);
+                if n + 1 == jobs.len() {
+                    if let Some(f) = first_burst.take() {
+                        f();
+                    }
+                }
                 let iv = if j.addr.is_ipv4() { garp_iv } else { gna_iv };
                 if !iv.is_zero() {
                     tokio::time::sleep(iv).await;

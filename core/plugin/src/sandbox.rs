@@ -20,6 +20,8 @@ pub struct PluginStats {
     pub errors: u64,
     pub stopped_cpu: u64,
     pub stopped_memory: u64,
+    /// Time its Lua code ran (the plugin thread polling its calls).
+    pub cpu: Duration,
     /// Bytes the plugin's Lua state holds now.
     pub memory: usize,
 }

@@ -89,7 +89,7 @@ async fn runaway_allocating_and_failing_plugins_are_stopped_and_the_rest_carries
         "hog.lua",
         &check_plugin(
             "hog",
-            "local t = {} while true do t[#t + 1] = string.rep('x', 65536) .. #t end",
+            "local t = {} while true do t[#t + 1] = string.rep('x', 1048576) .. #t end",
         ),
     );
     write(
@@ -97,7 +97,7 @@ async fn runaway_allocating_and_failing_plugins_are_stopped_and_the_rest_carries
         "hog_pcall.lua",
         &check_plugin(
             "hog_pcall",
-            "while true do pcall(function() local t = {} while true do t[#t + 1] = string.rep('y', 65536) .. #t end end) end",
+            "while true do pcall(function() local t = {} while true do t[#t + 1] = string.rep('y', 1048576) .. #t end end) end",
         ),
     );
     write(

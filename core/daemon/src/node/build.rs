@@ -6,6 +6,14 @@ use super::*;
 /// An instance resolved from its configuration: the router's settings (its
 /// `socket` still to be filled by [`Node::socket_for`]) and what it needs
 /// from the kernel.
+/// Kernel lookups shared by the instances of one build or reload; emptied
+/// at the start of each.
+#[derive(Default)]
+pub(super) struct Lookups {
+    links: HashMap<String, lbd_sys::LinkInfo>,
+    primary: HashMap<u32, IpAddr>,
+}
+
 pub(super) struct Planned {
     pub key: SockKey,
     link_index: u32,
@@ -84,8 +92,7 @@ impl Node {
     ) -> Result<Planned> {
         let g = &config.global;
         let link = self
-            .nl
-            .link_by_name(&cfg.interface)
+            .link_named(&cfg.interface)
             .await
             .with_context(|| format!("interface {}", cfg.interface))?;
         // keepalived 2.2 refuses to start on a tracked interface that does
@@ -93,7 +100,7 @@ impl Node {
         // unless dynamic_interfaces, where it counts as down until it appears.
         if !g.dynamic_interfaces {
             for t in &cfg.track_interfaces {
-                if self.nl.link_by_name(&t.name).await.is_err() {
+                if self.link_named(&t.name).await.is_err() {
                     bail!(
                         "track_interface {}: no such interface (keepalived refuses to start too; \
                          set dynamic_interfaces to track it as down until it appears)",
@@ -116,9 +123,7 @@ impl Node {
         let primary: IpAddr = match family {
             Family::V4 => match cfg.unicast_src.or(cfg.mcast_src) {
                 Some(a) => a,
-                None => IpAddr::V4(self.nl.primary_ipv4(link.index).await?.ok_or_else(|| {
-                    anyhow!("{} has no IPv4 address to send adverts from", cfg.interface)
-                })?),
+                None => self.primary_of(link.index, &cfg.interface).await?,
             },
             Family::V6 => match cfg.unicast_src.or(cfg.mcast_src) {
                 Some(a) => a,
@@ -152,10 +157,10 @@ impl Node {
         let mut vips = Vec::new();
         for v in cfg.vips.iter().chain(cfg.excluded_vips.iter()) {
             let ifname = v.dev.clone().unwrap_or_else(|| cfg.interface.clone());
-            let l =
-                self.nl.link_by_name(&ifname).await.with_context(|| {
-                    format!("interface {ifname} of VIP {} ({})", v.addr, v.span)
-                })?;
+            let l = self
+                .link_named(&ifname)
+                .await
+                .with_context(|| format!("interface {ifname} of VIP {} ({})", v.addr, v.span))?;
             if let std::collections::hash_map::Entry::Vacant(e) = self.garp.entry(l.index) {
                 e.insert(Arc::new(GarpSender::open(l.index, &ifname)?));
             }
@@ -227,6 +232,33 @@ impl Node {
             rcfg,
             vips,
         })
+    }
+
+    /// The link `name`, read once per build or reload (`lookups`): 100
+    /// instances on one interface cost one netlink request, not 100, and a
+    /// reload awaits as little as it can (the loop waits with it).
+    async fn link_named(&mut self, name: &str) -> Result<lbd_sys::LinkInfo> {
+        if let Some(l) = self.lookups.links.get(name) {
+            return Ok(l.clone());
+        }
+        let l = self.nl.link_by_name(name).await?;
+        self.lookups.links.insert(name.to_string(), l.clone());
+        Ok(l)
+    }
+
+    /// The IPv4 address adverts go out from on link `index` (its primary).
+    async fn primary_of(&mut self, index: u32, ifname: &str) -> Result<IpAddr> {
+        if let Some(a) = self.lookups.primary.get(&index) {
+            return Ok(*a);
+        }
+        let a = IpAddr::V4(
+            self.nl
+                .primary_ipv4(index)
+                .await?
+                .ok_or_else(|| anyhow!("{ifname} has no IPv4 address to send adverts from"))?,
+        );
+        self.lookups.primary.insert(index, a);
+        Ok(a)
     }
 
     /// A fresh link-local address is tentative until DAD completes; wait a

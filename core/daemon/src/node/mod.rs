@@ -11,6 +11,7 @@
 mod build;
 mod maint;
 mod notify_status;
+mod observe;
 mod reload;
 pub mod status;
 mod tracking;
@@ -35,14 +36,12 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
 
-use crate::counters::Counters;
 use crate::health::{Change, Health, HealthEv, Seed};
 use crate::lvs::LvsHandle;
-use crate::notify::{Hooks, Transition};
+use crate::notify::Hooks;
 use crate::routes::Routes;
 use crate::vrrp_io::{Family, GarpJob, Rx, Sock, SockKey, Vip};
 use lbd_health::{Model as HealthModel, RsId, Transition as HealthTransition};
-use lbd_plugin::EventKind;
 
 const PROTO_VRRP: u8 = 112;
 const PROTO_AH: u8 = 51;
@@ -74,6 +73,8 @@ struct Group {
 struct Node {
     nl: Netlink,
     socks: Vec<(SockKey, Sock)>,
+    /// Link and address lookups of the current build or reload.
+    lookups: build::Lookups,
     /// Sockets `..listening` have their receive task.
     listening: usize,
     /// Where receive tasks send; set once the loop runs.
@@ -88,7 +89,6 @@ struct Node {
     garp: HashMap<u32, Arc<GarpSender>>,
     garp_interval: Duration,
     gna_interval: Duration,
-    counters: Counters,
     /// nftables drop rules are installed for no_accept VIPs.
     no_accept_installed: bool,
     /// IPVS reconciler, when virtual servers are configured.
@@ -117,6 +117,12 @@ struct Node {
     events: crate::events::EventLog,
     /// Prometheus metrics; the API scrapes them.
     metrics: crate::metrics::Metrics,
+    /// Dropped adverts become events at a limited rate.
+    drop_events: crate::events::DropLimiter,
+    /// Per instance, by name (an index may change with a reload).
+    observed: HashMap<String, observe::Observed>,
+    /// Plugin stops are being watched (the host may start at a reload).
+    watching_plugins: bool,
     /// Per instance name: what `/status` shows beyond the router's state.
     seen: HashMap<String, status::Seen>,
     /// The plugin files loaded, for `/status`.
@@ -164,11 +170,13 @@ pub async fn run(
     node.start_plugins(&config)?;
     // IPVS first: when an instance becomes master its services are in place.
     node.plan = crate::lvs_desired::Plan::new(&config)?;
-    node.lvs = crate::lvs::start(&config, &node.plan, &node.health).await?;
+    node.lvs = crate::lvs::start(&config, &node.plan, &node.health, node.events.clone()).await?;
+    node.refresh_metrics_of_config();
     if let Some(host) = &node.host {
         let seed = Seed {
             gen: node.health_gen,
             health: &node.health,
+            metrics: &node.metrics.checks,
         };
         node.checks = crate::health::start(host, &config, &seed, health_tx.clone());
     }
@@ -225,7 +233,7 @@ pub async fn run(
             _ = sigterm.recv() => { info!("SIGTERM: stopping"); break; }
             _ = sigint.recv() => { info!("SIGINT: stopping"); break; }
             _ = sigusr1.recv() => {
-                info!("counters: {}", node.counters.render());
+                info!("counters: {}", node.metrics.counters_line());
                 if let Some(l) = &node.lvs {
                     l.log_counters();
                 }
@@ -241,11 +249,23 @@ pub async fn run(
                 sd.reloading();
                 let outcome = node.reload(&path, loaded, &mut running).await;
                 let mut detail = serde_json::Map::new();
-                match &outcome {
-                    Ok(()) => detail.insert("outcome".into(), "applied".into()),
-                    Err(e) => detail.insert("error".into(), e.as_str().into()),
+                let label = match &outcome {
+                    Ok(()) => {
+                        detail.insert("outcome".into(), "applied".into());
+                        "ok"
+                    }
+                    Err(e) => {
+                        detail.insert("outcome".into(), "refused".into());
+                        detail.insert("error".into(), e.as_str().into());
+                        "failed"
+                    }
                 };
-                let ev = node.events.push("reload", &path.display().to_string(), detail);
+                node.metrics
+                    .reloads
+                    .get_or_create(&crate::metrics::OutcomeLabels { outcome: label.into() })
+                    .inc();
+                let ev = node.emit("reload", &path.display().to_string(), detail);
+                node.refresh_metrics_of_config();
                 reloader.finished(&path);
                 servers = node.servers_up();
                 // Refused or applied, lbd runs on a configuration again.
@@ -259,7 +279,10 @@ pub async fn run(
                 }
                 req => node.on_control(Instant::now(), req),
             },
-            _ = resync.tick() => node.resync_links(Instant::now()).await,
+            _ = resync.tick() => {
+                node.resync_links(Instant::now()).await;
+                node.expire_drop_events(Instant::now());
+            }
             Some(h) = health_rx.recv() => {
                 node.on_health(Instant::now(), h);
                 servers = node.servers_up();
@@ -267,11 +290,12 @@ pub async fn run(
             _ = notify_status::tick(&mut watchdog) => sd.watchdog(),
         }
         node.flush().await;
+        node.refresh_priorities();
         sd.status(node.status_line(servers));
     }
     sd.stopping();
     node.stop().await;
-    info!("counters: {}", node.counters.render());
+    info!("counters: {}", node.metrics.counters_line());
     Ok(())
 }
 
@@ -289,6 +313,7 @@ impl Node {
         let mut node = Node {
             nl,
             socks: Vec::new(),
+            lookups: build::Lookups::default(),
             listening: 0,
             ev_tx: None,
             router: Router::new(),
@@ -299,7 +324,6 @@ impl Node {
             garp: HashMap::new(),
             garp_interval: g.garp_interval,
             gna_interval: g.gna_interval,
-            counters: Counters::default(),
             no_accept_installed: false,
             lvs: None,
             cfg: config.clone(),
@@ -314,10 +338,14 @@ impl Node {
             routes,
             events: crate::events::EventLog::new(crate::events::DEFAULT_CAPACITY),
             metrics: crate::metrics::Metrics::new(),
+            drop_events: crate::events::DropLimiter::default(),
+            observed: HashMap::new(),
+            watching_plugins: false,
             seen: HashMap::new(),
             plugin_files: Vec::new(),
             config_path: std::path::PathBuf::new(),
         };
+        node.events.count_in(node.metrics.events.clone());
         for l in node.nl.links().await.context("listing links")? {
             node.links.insert(l.name.clone(), l.up);
             node.macs.insert(l.index, l.mac);
@@ -422,25 +450,28 @@ impl Node {
             .remove(STATIC_ROUTES, &self.cfg.static_routes, false);
         self.routes.flush().await;
         // keepalived's notify_stop, instances then groups.
-        for (i, inst) in self.insts.iter().enumerate().filter(|(_, x)| !x.removed) {
-            self.hooks.emit(Transition {
-                kind: EventKind::Instance,
-                name: &inst.cfg.name,
-                state: "STOP",
-                prev: self.router.state(i).and_then(state_name),
-                priority: Some(0),
-                vs: None,
-            });
+        for i in self.live() {
+            let mut d = serde_json::Map::new();
+            d.insert("state".into(), "STOP".into());
+            if let Some(prev) = self.router.state(i).and_then(state_name) {
+                d.insert("prev".into(), prev.into());
+            }
+            d.insert("reason".into(), "Shutdown".into());
+            d.insert("priority".into(), 0.into());
+            let name = self.insts[i].cfg.name.clone();
+            self.emit("instance", &name, d);
         }
-        for (gi, g) in self.groups.iter().enumerate().filter(|(_, g)| !g.removed) {
-            self.hooks.emit(Transition {
-                kind: EventKind::Group,
-                name: &g.name,
-                state: "STOP",
-                prev: self.router.group_notified(gi).and_then(state_name),
-                priority: None,
-                vs: None,
-            });
+        let groups: Vec<usize> = (0..self.groups.len())
+            .filter(|&g| !self.groups[g].removed)
+            .collect();
+        for gi in groups {
+            let mut d = serde_json::Map::new();
+            d.insert("state".into(), "STOP".into());
+            if let Some(prev) = self.router.group_notified(gi).and_then(state_name) {
+                d.insert("prev".into(), prev.into());
+            }
+            let name = self.groups[gi].name.clone();
+            self.emit("group", &name, d);
         }
         self.checks = Health::default();
         // Drop the senders so the queues end, then let them drain.
@@ -471,7 +502,11 @@ impl Node {
                     .map(|(k, _)| k.ifname.clone())
                     .unwrap_or_default();
                 warn!("receive on {name}: {error}");
-                self.counters.bump("rx_error");
+                self.metrics
+                    .vrrp
+                    .receive_errors
+                    .get_or_create(&crate::metrics::InterfaceLabels { interface: name })
+                    .inc();
             }
             Ev::Link(LinkEvent::Changed(l)) => {
                 self.macs.insert(l.index, l.mac);

@@ -28,6 +28,14 @@ impl Node {
             warn!("{w}");
         }
         let new = loaded.config;
+        // Where a reload spends the loop's time (the VRRP timers wait).
+        let mut t = Instant::now();
+        let mut phase = |label: &'static str, times: &mut Vec<String>| {
+            let now = Instant::now();
+            times.push(format!("{label} {} ms", (now - t).as_millis()));
+            t = now;
+        };
+        let mut times = Vec::new();
         let plan = match crate::lvs_desired::Plan::new(&new) {
             Ok(p) => p,
             Err(e) => {
@@ -36,13 +44,16 @@ impl Node {
                 return Err(msg);
             }
         };
+        phase("IPVS plan", &mut times);
         if let Err(e) = self.reload_plugins(&new).await {
             let msg = format!("reload: {e:#}");
             error!("{msg}; keeping the running configuration");
             return Err(msg);
         }
+        phase("plugins", &mut times);
         // Resolve every instance against the kernel before changing
         // anything: an interface that vanished refuses the whole reload.
+        self.lookups = build::Lookups::default();
         let mut planned = Vec::new();
         for inst in &new.instances {
             match self.plan_instance(inst, &new).await {
@@ -54,6 +65,7 @@ impl Node {
                 }
             }
         }
+        phase("instances resolved", &mut times);
         match &self.lvs {
             Some(l) => l.reload(plan.desired(&self.health)),
             None if !plan.is_empty() => {
@@ -65,6 +77,7 @@ impl Node {
         }
         self.plan = plan;
         self.reload_routes(&new);
+        phase("IPVS desired state, routes", &mut times);
         // Health first: tracking below reads the carried script states.
         if let (Some(host), Some(tx)) = (self.host.clone(), self.health_tx.clone()) {
             self.track_health_of(&new);
@@ -72,10 +85,12 @@ impl Node {
             let seed = Seed {
                 gen: self.health_gen,
                 health: &self.health,
+                metrics: &self.metrics.checks,
             };
             self.checks = crate::health::start(&host, &new, &seed, tx);
             self.hooks = Hooks::new(&host, &new);
         }
+        phase("health", &mut times);
         if let Err(e) = self.reload_vrrp(&new, planned).await {
             // Only a socket that cannot be opened gets here; what was
             // applied stays, the rest is named.
@@ -88,7 +103,8 @@ impl Node {
         }
         self.cfg = new.clone();
         *running = new;
-        info!("reloaded {}", path.display());
+        phase("VRRP", &mut times);
+        info!("reloaded {} ({})", path.display(), times.join(", "));
         Ok(())
     }
 

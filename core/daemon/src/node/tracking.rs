@@ -113,6 +113,9 @@ impl Node {
                 if self.health.on_script(&name, ok).transitions.is_empty() {
                     return;
                 }
+                let state = if ok { "OK" } else { "FAILED" };
+                let d = crate::events::detail(serde_json::json!({ "state": state }));
+                self.emit("script", &name, d);
                 for i in self.live() {
                     let direct = self.insts[i]
                         .cfg
@@ -153,6 +156,16 @@ impl Node {
         message: &str,
     ) {
         let out = self.health.on_checker(&id, checker, up, weight, message);
+        let mut d = crate::events::detail(serde_json::json!({
+            "vs": id.vs,
+            "checker": checker,
+            "state": if up { "UP" } else { "DOWN" },
+            "message": message,
+        }));
+        if let Some(w) = weight {
+            d.insert("weight".into(), w.into());
+        }
+        self.emit("checker", &id.addr(), d);
         for t in &out.transitions {
             self.health_transition(t);
         }
@@ -169,24 +182,32 @@ impl Node {
                 let up = matches!(t, HealthTransition::RsUp { .. });
                 let (state, what) = if up { ("UP", "up") } else { ("DOWN", "down") };
                 info!(vs = id.vs, state, "real server {id} is {what} ({message})");
-                self.counters.bump(if up { "rs_up" } else { "rs_down" });
-                self.hooks.emit(Transition {
-                    kind: EventKind::Rs,
-                    name: &id.addr(),
-                    state,
-                    prev: Some(if up { "DOWN" } else { "UP" }),
-                    priority: None,
-                    vs: Some(&id.vs),
-                });
+                let d = crate::events::detail(serde_json::json!({
+                    "state": state,
+                    "prev": if up { "DOWN" } else { "UP" },
+                    "vs": id.vs,
+                    "message": message,
+                }));
+                self.emit("real_server", &id.addr(), d);
+                self.set_rs_metrics(id);
             }
             HealthTransition::RsWeight {
                 id,
                 weight,
                 message,
-            } => info!(
-                vs = id.vs,
-                "real server {id}: weight {weight:?} ({message})"
-            ),
+            } => {
+                info!(
+                    vs = id.vs,
+                    "real server {id}: weight {weight:?} ({message})"
+                );
+                let d = crate::events::detail(serde_json::json!({
+                    "vs": id.vs,
+                    "weight": weight,
+                    "message": message,
+                }));
+                self.emit("real_server_weight", &id.addr(), d);
+                self.set_rs_metrics(id);
+            }
             HealthTransition::QuorumReached { vs, quorum, live }
             | HealthTransition::QuorumLost { vs, quorum, live } => {
                 let now_up = matches!(t, HealthTransition::QuorumReached { .. });
@@ -203,14 +224,18 @@ impl Node {
                         "virtual server {vs}: quorum {quorum} lost (live weight {live})"
                     );
                 }
-                self.hooks.emit(Transition {
-                    kind: EventKind::Vs,
-                    name: vs,
-                    state: if now_up { "UP" } else { "DOWN" },
-                    prev: Some(if now_up { "DOWN" } else { "UP" }),
-                    priority: None,
-                    vs: None,
-                });
+                let d = crate::events::detail(serde_json::json!({
+                    "state": if now_up { "UP" } else { "DOWN" },
+                    "prev": if now_up { "DOWN" } else { "UP" },
+                    "quorum": quorum,
+                    "live_weight": live,
+                }));
+                self.emit("virtual_server", vs, d);
+                self.metrics
+                    .checks
+                    .vs_quorum_up
+                    .get_or_create(&crate::metrics::VsLabels { vs: vs.clone() })
+                    .set(i64::from(now_up));
             }
             // Logged by the script's job; its effect is the tracking's.
             HealthTransition::ScriptOk { .. } | HealthTransition::ScriptFailed { .. } => {}

@@ -18,7 +18,10 @@ impl Node {
 
     pub(super) async fn on_router_event(&mut self, ev: VrrpEvent) {
         match ev {
-            VrrpEvent::AddVips { instance } => self.add_vips(instance).await,
+            VrrpEvent::AddVips { instance } => {
+                self.takeover_starts(instance);
+                self.add_vips(instance).await
+            }
             VrrpEvent::RemoveVips { instance } => self.remove_vips(instance, false).await,
             VrrpEvent::SendGarp { instance, count } => self.send_garp(instance, count),
             VrrpEvent::StateChange {
@@ -34,14 +37,13 @@ impl Node {
                 };
                 if let Some(state) = state_name(to) {
                     info!(state, "VRRP_Group({}) {state}", g.name);
-                    self.hooks.emit(Transition {
-                        kind: EventKind::Group,
-                        name: &g.name,
-                        state,
-                        prev: from.and_then(state_name),
-                        priority: None,
-                        vs: None,
-                    });
+                    let mut d = serde_json::Map::new();
+                    d.insert("state".into(), state.into());
+                    if let Some(prev) = from.and_then(state_name) {
+                        d.insert("prev".into(), prev.into());
+                    }
+                    let name = g.name.clone();
+                    self.emit("group", &name, d);
                 }
             }
             VrrpEvent::GroupForced {
@@ -54,19 +56,27 @@ impl Node {
                 self.inst_name(instance)
             ),
             VrrpEvent::Accepted { instance, src } => {
-                self.counters.bump("rx_advert");
                 let t = std::time::SystemTime::now();
                 self.see(instance, |s| s.master = Some((src, t)));
+                self.heard_advert(instance, Instant::now());
             }
-            VrrpEvent::Dropped { socket, error, .. } => {
-                let iface = self.socks.get(socket).map_or("", |(k, _)| k.ifname.as_str());
+            VrrpEvent::Dropped {
+                socket,
+                instance,
+                error,
+            } => {
+                let iface = self
+                    .socks
+                    .get(socket)
+                    .map_or(String::new(), |(k, _)| k.ifname.clone());
+                let iface = iface.as_str();
                 let reason = error.reason.as_str();
                 // The format is stable: tests and operators grep it.
                 match error.vrid {
                     Some(v) => debug!("drop iface={iface} vrid={v} reason={reason}: {error}"),
                     None => debug!("drop iface={iface} vrid=- reason={reason}: {error}"),
                 }
-                self.counters.bump(&format!("drop_{reason}"));
+                self.observe_drop(iface, instance, &error);
             }
             VrrpEvent::OldChecksumSwitch { instance, peer } => info!(
                 "VRRP_Instance({}) peer {peer} uses keepalived's old unicast checksum: using it too",
@@ -112,7 +122,6 @@ impl Node {
             reason,
             priority
         );
-        self.counters.bump(&format!("state_{to:?}").to_lowercase());
         if let Some(l) = &self.lvs {
             l.instance_state(&inst.cfg.name, to == State::Master);
         }
@@ -132,16 +141,7 @@ impl Node {
             );
         }
         // After the critical work (VIPs, GARP) of the transition.
-        if let Some(state) = state_name(to) {
-            self.hooks.emit(Transition {
-                kind: EventKind::Instance,
-                name: &inst.cfg.name,
-                state,
-                prev: state_name(from),
-                priority: Some(priority),
-                vs: None,
-            });
-        }
+        self.observe_transition(i, from, to, reason, priority);
     }
 
     pub(super) async fn transmit(&mut self, t: Transmit) {
@@ -154,7 +154,13 @@ impl Node {
         };
         match r {
             Err(e) => {
-                self.counters.bump("tx_error");
+                self.metrics
+                    .vrrp
+                    .send_errors
+                    .get_or_create(&crate::metrics::InstanceLabels {
+                        instance: inst.cfg.name.clone(),
+                    })
+                    .inc();
                 // Log a failure once, not at every advert interval.
                 if inst.last_tx_err.as_deref() != Some(e.as_str()) {
                     warn!(
@@ -167,8 +173,8 @@ impl Node {
                 }
             }
             Ok(()) if t.last => {
-                self.counters.bump("tx_advert");
                 inst.last_tx_err = None;
+                self.advert_sent(t.instance);
             }
             Ok(()) => {}
         }
@@ -207,31 +213,48 @@ impl Node {
     pub(super) fn send_garp(&mut self, i: usize, count: u32) {
         let name = self.insts[i].cfg.name.clone();
         let vips = self.insts[i].vips.clone();
-        self.send_garp_for(&name, &vips, count);
+        self.send_garp_jobs(&name, &vips, count, Some(i));
     }
 
     /// One burst of GARP / NA for `vips` of instance `name`.
     pub(super) fn send_garp_for(&mut self, name: &str, vips: &[Vip], count: u32) {
+        self.send_garp_jobs(name, vips, count, None);
+    }
+
+    /// `send_garp_for`; with `takeover` (an instance), a takeover of it
+    /// ends with this first burst (with no job, it ends at the state change).
+    fn send_garp_jobs(&mut self, name: &str, vips: &[Vip], count: u32, takeover: Option<usize>) {
         let mut jobs = Vec::new();
         for v in vips {
             let (Some(s), Some(mac)) = (self.garp.get(&v.ifindex), self.macs.get(&v.ifindex))
             else {
                 continue;
             };
+            let kind = if v.spec.addr.is_ipv4() { "arp" } else { "na" };
             jobs.push(GarpJob {
                 sender: s.clone(),
                 mac: *mac,
                 addr: v.spec.addr,
                 ifname: v.ifname.clone(),
+                sent: self.metrics.vrrp.garp_sent.get_or_create_owned(
+                    &crate::metrics::GarpLabels {
+                        interface: v.ifname.clone(),
+                        kind: kind.into(),
+                    },
+                ),
             });
         }
-        self.counters.bump("garp_burst");
+        let first_burst = match takeover {
+            Some(i) if !jobs.is_empty() => self.takeover_timer(i),
+            _ => None,
+        };
         crate::vrrp_io::send_garp(
             name.to_string(),
             jobs,
             count,
             self.garp_interval,
             self.gna_interval,
+            first_burst,
         );
     }
 }
