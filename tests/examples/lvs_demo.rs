@@ -160,6 +160,12 @@ fn lbctl(d: &Daemon, args: &[&str]) -> Result<String, String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// The last `n` lines of `text`, indented.
+fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    indent(&lines[lines.len().saturating_sub(n)..].join("\n"))
+}
+
 fn indent(text: &str) -> String {
     text.lines().map(|l| format!("   {l}\n")).collect()
 }
@@ -287,9 +293,13 @@ fn demo(lab: &Lab) -> Result<(), String> {
     });
     if !ready {
         return Err(format!(
-            "lb1 never became master with every backend in IPVS:\nlb1:\n{}lb2:\n{}",
+            "lb1 never became master with every backend in IPVS (VIP on lb1: {}, on lb2: {}):\n\
+             ipvsadm -Ln on lb1:\n{}ipvsadm -Ln on lb2:\n{}lb1's lbd log ends:\n{}",
+            lab.has_addr(&lb1, "eth0", VIP),
+            lab.has_addr(&lb2, "eth0", VIP),
             ipvsadm(lab, &lb1),
-            ipvsadm(lab, &lb2)
+            ipvsadm(lab, &lb2),
+            tail(&d1.log(), 10)
         ));
     }
     for d in [&d1, &d2] {
