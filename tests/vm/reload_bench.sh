@@ -14,6 +14,7 @@
 # API requests.
 set -euo pipefail
 [ -n "${BENCH_TRACE:-}" ] && set -x
+exec 2>&1 # the VM runner shows stdout
 [ "${LBD_IN_VM:-}" = 1 ] || { echo "reload_bench.sh runs inside the VM only" >&2; exit 2; }
 lbd="${1:?usage: reload_bench.sh LBD [INSTANCES] [SERVICES]}"
 ni="${2:-100}"
@@ -59,7 +60,8 @@ rss() { awk '/VmRSS/ { print $2 }' "/proc/$pid/status"; }
 t_start="$(date +%s%N)"
 "$lbd" -f "$conf" --api-socket "$sock" --log-level info >"$work/lbd.log" 2>&1 &
 pid=$!
-for _ in $(seq 1200); do
+end=$((SECONDS + 300))
+while [ "$SECONDS" -lt "$end" ]; do
   [ "$(ipvsadm -Ln | grep -c -- '-> 10.80.')" -ge "$ns" ] && break
   sleep 0.1
 done
@@ -82,7 +84,8 @@ reload_ms=()
 for r in 1 2 3; do
   t0="$(date +%s%N)"
   kill -HUP "$pid"
-  for _ in $(seq 600); do
+  end=$((SECONDS + 120))
+  while [ "$SECONDS" -lt "$end" ]; do
     [ "$(grep -c 'reloaded ' "$work/lbd.log" || true)" -ge "$r" ] && break
     sleep 0.01
   done
