@@ -49,9 +49,12 @@ conf="$work/keepalived.conf"
 counters() { # the last SIGUSR1 IPVS counters line's "dumps ops" fields
   kill -USR1 "$pid"
   local want=$(($(grep -c 'IPVS counters:' "$work/lbd.log" || true) + 1))
-  for _ in $(seq 100); do
+  # The IPVS thread answers between table reads (a 10 000-service read
+  # takes seconds under TCG).
+  local end=$((SECONDS + 120))
+  while [ "$SECONDS" -lt "$end" ]; do
     [ "$(grep -c 'IPVS counters:' "$work/lbd.log" || true)" -ge "$want" ] && break
-    sleep 0.1
+    sleep 0.2
   done
   grep 'IPVS counters:' "$work/lbd.log" | tail -n1 | sed -E 's/.*dumps=([0-9]+) .*ops=([0-9]+) .*/\1 \2/'
 }
