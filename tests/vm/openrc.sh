@@ -7,7 +7,7 @@
 # overlays; the host never gets them (openrc conflicts with systemd-sysv
 # setups). Steps: start (checkconfig, `need net`, supervise-daemon with the
 # script's capabilities), status, reload applied and refused, respawn after
-# a crash, stop. Any failed step exits non-zero.
+# a crash, the health check restarting a stalled lbd, stop. Any failed step exits non-zero.
 
 # On the host, before the boot (the VM has no network): fetch the .debs.
 if [ "${1:-}" = --fetch ]; then
@@ -32,10 +32,12 @@ lbd_pid() { cat /run/openrc/options/lbd/child_pid 2>/dev/null || true; }
 trap 'rc=$?; if [ "$rc" != 0 ]; then echo "--- /var/log/lbd.log" >&2; tail -n 40 /var/log/lbd.log >&2 || true; fi; rc-service lbd stop >/dev/null 2>&1 || true' EXIT
 
 step "install Debian's openrc into the overlay"
-for d in "$debs"/*.deb; do
-  # --keep-directory-symlink: /lib, /bin, /sbin are symlinks into /usr here.
-  dpkg-deb --fsys-tarfile "$d" | tar -x --keep-directory-symlink --no-overwrite-dir -C /
-done
+stage="$(mktemp -d)"
+for d in "$debs"/*.deb; do dpkg-deb -x "$d" "$stage"; done
+# Top directory by top directory: / itself is read-only, and /lib, /bin and
+# /sbin are symlinks into /usr here, which the trailing slash follows.
+for top in "$stage"/*; do cp -a "$top/." "/${top##*/}/"; done
+rm -rf "$stage"
 echo "$(openrc --version)"
 install_binaries
 install -m 0755 "$ROOT/packaging/openrc/lbd" /etc/init.d/lbd
@@ -101,6 +103,28 @@ wait_until 20 "a new lbd" bash -c "p=\$(cat /run/openrc/options/lbd/child_pid 2>
 svc status || fail "status after the respawn: $?"
 wait_until 20 "VI_1 master again" bash -c '/usr/sbin/lbctl status 2>/dev/null | grep "VI_1" | grep -q MASTER'
 echo "respawned as $(lbd_pid)"
+
+step "health check: a stalled event loop is restarted"
+# Short periods for the test, and the stall hook (exported to lbd).
+mkdir -p /etc/conf.d
+cat >/etc/conf.d/lbd <<'CONF'
+healthcheck_delay=2
+healthcheck_timer=3
+retry="TERM/5/KILL/5"
+export LBD_TEST_STALL_FILE=/run/lbd-test-stall
+CONF
+svc restart || fail "rc-service lbd restart failed"
+pid="$(lbd_pid)"
+wait_until 20 "VI_1 master after the restart" bash -c '/usr/sbin/lbctl status 2>/dev/null | grep "VI_1" | grep -q MASTER'
+sleep 8 # several health checks: a healthy lbd must be left alone
+[ "$(lbd_pid)" = "$pid" ] || fail "a healthy lbd was restarted"
+touch /run/lbd-test-stall
+t0=$SECONDS
+wait_until 60 "the health check to restart lbd" bash -c "p=\$(cat /run/openrc/options/lbd/child_pid 2>/dev/null); [ -n \"\$p\" ] && [ \"\$p\" != $pid ]"
+echo "restarted $((SECONDS - t0)) s after the stall (lbctl's 10 s timeout, then TERM, then KILL)"
+rm -f /run/lbd-test-stall
+wait_until 20 "VI_1 master after the health-check restart" bash -c '/usr/sbin/lbctl status 2>/dev/null | grep "VI_1" | grep -q MASTER'
+svc status >/dev/null || fail "status after the health-check restart"
 
 step "stop"
 svc stop || fail "rc-service lbd stop failed"
