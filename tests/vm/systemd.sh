@@ -5,7 +5,8 @@
 # (ExecStartPre=lbd --check) and one that loads with repairs does not; READY
 # with lbd's STATUS in `systemctl status`; the capabilities the unit grants;
 # reload applied (and a refused one fails `systemctl reload`, lbd keeps
-# running); the watchdog kills and restarts a stalled lbd; stop is clean.
+# running); on SIGHUP lbd's RELOADING=1/READY=1 move systemd to reload and
+# back; the watchdog kills and restarts a stalled lbd; stop is clean.
 # Any failed step exits non-zero.
 source "$(dirname "$0")/service_lib.sh"
 
@@ -92,6 +93,20 @@ if systemctl reload lbd; then fail "systemctl reload succeeded with a refused co
 has_vip 10.77.0.101 || fail "a refused reload changed the VIPs"
 write_conf "10.77.0.100 10.77.0.101" ""
 echo "refused; lbd runs on"
+
+step "SIGHUP: lbd's own RELOADING=1 and READY=1 move systemd to reload and back"
+# Without a reload job only PID 1's debug log shows the notifications.
+systemd-analyze log-level debug
+since="$(date '+%Y-%m-%d %H:%M:%S')"
+kill -HUP "$pid"
+wait_until 15 "systemd back to running after lbd's READY=1" bash -c \
+  "journalctl -u lbd --no-pager -o cat --since '$since' | grep -q 'Changed reload -> running'"
+systemd-analyze log-level info
+journal --since "$since" | contains 'Got notification message from PID .*RELOADING=1' ||
+  fail "systemd did not get lbd's RELOADING=1"
+journal --since "$since" | contains 'Changed running -> reload' || fail "systemd did not enter reload"
+[ "$(show MainPID)" = "$pid" ] || fail "SIGHUP restarted lbd"
+echo "running -> reload -> running on lbd's notifications"
 
 step "watchdog: a stalled event loop is killed and lbd restarted"
 mkdir -p /etc/systemd/system/lbd.service.d
