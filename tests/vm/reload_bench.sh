@@ -76,7 +76,7 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 read -r d0 o0 < <(counters)
-tshark -n -i rb1 -f "ip proto 112" -w "$work/vrrp.pcap" >"$work/tshark.log" 2>&1 &
+tshark -n -s 64 -i rb1 -f "ip proto 112" -w "$work/vrrp.pcap" >"$work/tshark.log" 2>&1 &
 cap=$!
 ip monitor address dev rb0 >"$work/addr.mon" 2>&1 &
 mon=$!
@@ -116,8 +116,8 @@ echo "| IPVS table reads (dumps) during the window | $((d1 - d0)) |"
 echo "| address changes seen by ip monitor (want 0) | $addr_changes |"
 echo "| instance transitions in the whole run | $transitions (startup: $ni) |"
 echo "| largest advert gap of any instance (interval 1000 ms) | ${gap% *} ms (${gap#* } adverts) |"
-echo "lbd's own account of the last reload:"
-grep 'reloaded ' "$work/lbd.log" | tail -n1 | sed 's/^.*reloaded /  reloaded /' 
+echo "lbd's own account of the reloads:"
+grep -E 'SIGHUP|reloaded |IPVS' "$work/lbd.log" | tail -n 12 | cut -c1-300 
 if [ -S "$sock" ] && command -v curl >/dev/null; then
   scrape() { curl -s --max-time 20 --unix-socket "$sock" -o "$work/out" -w '%{time_total} %{size_download}\n' "http://lbd$1"; }
   read -r mt msz < <(scrape /metrics)
