@@ -92,8 +92,16 @@ impl Reloader {
                 // reload fails instead of leaving `busy` set forever (with
                 // panic=abort in release this cannot help, hence the fuzzing).
                 let r = std::panic::catch_unwind(|| {
+                    let t = std::time::Instant::now();
                     let loaded = load_config(&p)?;
+                    let read = t.elapsed();
                     let plan = crate::lvs_desired::Plan::new(&loaded.config)?;
+                    info!(
+                        "reload: {} read in {} ms, IPVS plan in {} ms (off the loop)",
+                        p.display(),
+                        read.as_millis(),
+                        (t.elapsed() - read).as_millis()
+                    );
                     Ok(Reloaded { loaded, plan })
                 })
                 .unwrap_or_else(|_| Err(anyhow!("the configuration reader panicked")));
