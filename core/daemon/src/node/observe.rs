@@ -274,7 +274,7 @@ impl Node {
         m.vs_quorum_up.clear();
         for vs in &self.cfg.virtual_servers {
             for rs in &vs.real_servers {
-                self.set_rs_metrics(&RsId::of(vs, rs));
+                self.set_rs_metrics_of(vs, rs);
             }
             let up = !self.health.quorum_lost(&vs.name());
             m.vs_quorum_up
@@ -305,6 +305,14 @@ impl Node {
         }) else {
             return;
         };
+        self.set_rs_metrics_of(vs, rs);
+    }
+
+    /// The same for a real server in hand: a reload sets every one of
+    /// them, and a search per server would make that quadratic (10 000
+    /// services: seconds of a stalled loop).
+    fn set_rs_metrics_of(&self, vs: &lbd_config::VirtualServer, rs: &lbd_config::RealServer) {
+        let id = RsId::of(vs, rs);
         let st = self.health.status(vs, rs);
         let l = RsLabels {
             vs: id.vs.clone(),
