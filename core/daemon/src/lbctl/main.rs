@@ -244,33 +244,33 @@ async fn limited(sock: &Path, secs: u64, cmd: Cmd) -> Outcome {
         })
 }
 
+/// A JSON answer as JSON (`--json`) or as the readable table.
+fn show(
+    out: &mut impl Write,
+    v: &serde_json::Value,
+    json: bool,
+    table: fn(&serde_json::Value) -> String,
+) {
+    let text = if json {
+        format!("{}\n", serde_json::to_string_pretty(v).unwrap_or_default())
+    } else {
+        table(v)
+    };
+    // A closed pipe (`lbctl status | head`) is not an error worth a line.
+    let _ = out.write_all(text.as_bytes());
+}
+
 async fn remote(sock: &Path, cmd: Cmd) -> Outcome {
     let c = Client { sock: sock.into() };
     let mut out = std::io::stdout().lock();
     match cmd {
         Cmd::Status { json } => {
             let v = c.json(Method::GET, "/status").await?;
-            if json {
-                let _ = writeln!(
-                    out,
-                    "{}",
-                    serde_json::to_string_pretty(&v).unwrap_or_default()
-                );
-            } else {
-                let _ = write!(out, "{}", render::status(&v));
-            }
+            show(&mut out, &v, json, render::status);
         }
         Cmd::Ipvs { json } => {
             let v = c.json(Method::GET, "/ipvs").await?;
-            if json {
-                let _ = writeln!(
-                    out,
-                    "{}",
-                    serde_json::to_string_pretty(&v).unwrap_or_default()
-                );
-            } else {
-                let _ = write!(out, "{}", render::ipvs(&v));
-            }
+            show(&mut out, &v, json, render::ipvs);
         }
         Cmd::Reload => match c.json(Method::POST, "/reload").await {
             Ok(v) => {
