@@ -40,6 +40,17 @@ pub fn lbctl_path() -> PathBuf {
     }
 }
 
+/// Runs `lbctl --socket SOCK ARGS...` and returns what it did (no stdin).
+pub fn lbctl(sock: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(lbctl_path())
+        .arg("--socket")
+        .arg(sock)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", lbctl_path().display()))
+}
+
 /// The lbd binary when it is usable for lab tests, else None with a printed
 /// reason. "Usable" = it exists and its `--help` mentions `--api-socket`
 /// (the placeholder `fn main() {}` binary does not).

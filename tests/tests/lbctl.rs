@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use lbd_tests::daemon::{global_defs, lbctl_path, lbd_path};
+use lbd_tests::daemon::{global_defs, lbctl, lbctl_path, lbd_path};
 use lbd_tests::scenario::{expect_holder, ELECTION};
 use lbd_tests::{lab_for, wait_until, Daemon, Instance, Kind, VIP4};
 use serde_json::Value;
@@ -29,16 +29,6 @@ fn lbd_conf(flag: &Path) -> String {
         flag.display(),
         inst.block()
     )
-}
-
-fn lbctl(sock: &Path, args: &[&str]) -> Output {
-    Command::new(lbctl_path())
-        .arg("--socket")
-        .arg(sock)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("running {}: {e}", lbctl_path().display()))
 }
 
 fn stdout(o: &Output) -> String {

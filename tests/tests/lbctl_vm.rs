@@ -6,26 +6,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use lbd_tests::daemon::{lbctl_path, Daemon, Kind};
+use lbd_tests::daemon::{lbctl, Daemon, Kind};
 use lbd_tests::http;
 use lbd_tests::lab::{require_vm, Lab};
 use lbd_tests::wait_until;
 use serde_json::Value;
 
 const VIP: &str = "10.0.0.100";
-
-fn lbctl(sock: &Path, args: &[&str]) -> Output {
-    Command::new(lbctl_path())
-        .arg("--socket")
-        .arg(sock)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
 
 fn json(sock: &Path, args: &[&str]) -> Value {
     let o = lbctl(sock, args);

@@ -7,23 +7,18 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
-use lbd_tests::daemon::lbctl_path;
+use lbd_tests::daemon::lbctl;
 use lbd_tests::scenario::{describe, expect_holder, holds_for, ELECTION};
 use lbd_tests::watch::AddrWatch;
 use lbd_tests::{lab_for, wait_until, Daemon, Instance, Kind, VIP4};
 use serde_json::Value;
 
-fn lbctl(sock: &Path, args: &[&str]) -> Output {
-    let o = Command::new(lbctl_path())
-        .arg("--socket")
-        .arg(sock)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+/// lbctl, which must succeed.
+fn lbctl_ok(sock: &Path, args: &[&str]) -> Output {
+    let o = lbctl(sock, args);
     assert!(
         o.status.success(),
         "lbctl {args:?}: exit {:?}\n{}{}",
@@ -35,7 +30,7 @@ fn lbctl(sock: &Path, args: &[&str]) -> Output {
 }
 
 fn demoted(sock: &Path) -> bool {
-    let o = lbctl(sock, &["status", "--json"]);
+    let o = lbctl_ok(sock, &["status", "--json"]);
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     v["instances"][0]["demoted"] == true
 }
@@ -53,7 +48,7 @@ fn demote_hands_over_within_skew_time_and_promote_takes_back() {
 
     let watch = AddrWatch::start(&b.ns, VIP4, ELECTION);
     let t0 = Instant::now();
-    lbctl(&sock, &["demote", "VI_1"]);
+    lbctl_ok(&sock, &["demote", "VI_1"]);
     let took = watch.wait().map(|t| t.duration_since(t0));
     // keepalived at 100: Skew_Time (256-100)/256 s = 0.61 s; silence would
     // cost the Master_Down_Interval, 3 s + Skew_Time.
@@ -82,7 +77,7 @@ fn demote_hands_over_within_skew_time_and_promote_takes_back() {
     );
     assert!(demoted(&sock), "the demotion did not survive the reload");
 
-    lbctl(&sock, &["promote", "VI_1"]);
+    lbctl_ok(&sock, &["promote", "VI_1"]);
     expect_holder(&lab, &nodes, &a, "lbd promoted (preempt)");
     assert!(!demoted(&sock));
 }
