@@ -43,6 +43,18 @@ fn transitions(d: &Daemon) -> usize {
         .count()
 }
 
+/// The transition count once lbd has logged becoming master: the VIP is
+/// added just before that line is written, so reading the count as soon as
+/// the VIP shows could miss it.
+fn settled(d: &Daemon) -> usize {
+    assert!(
+        wait_until(Duration::from_secs(10), || d.log().contains("-> Master")),
+        "lbd never logged becoming master:\n{}",
+        d.log()
+    );
+    transitions(d)
+}
+
 /// Runs `body` while another thread checks every few ms that `node` holds
 /// `vip` (and for 500 ms after, to see a late removal); returns how many
 /// checks found it missing.
@@ -81,6 +93,18 @@ fn advert_times(cap: &Capture, src: &str) -> Vec<f64> {
         .collect()
 }
 
+/// The adverts on the lab LAN, seen from a host of their own.
+fn capture(lab: &Lab, watch: &Node) -> Capture {
+    Capture::start(
+        lab,
+        watch,
+        "eth0",
+        VRRP_FILTER,
+        1000,
+        Duration::from_secs(60),
+    )
+}
+
 fn gaps(times: &[f64]) -> Vec<f64> {
     times.windows(2).map(|w| w[1] - w[0]).collect()
 }
@@ -95,15 +119,8 @@ fn unchanged_config_reloaded_five_times_changes_nothing() {
     let da = Daemon::start(&lab, Kind::Lbd, &a, &conf);
     let db = Daemon::start(&lab, Kind::Keepalived, &b, &Instance::v2(100).render("b"));
     expect_holder_of(&lab, &nodes, &a, VIP4, "lbd at 150");
-    let before = transitions(&da);
-    let cap = Capture::start(
-        &lab,
-        &watch,
-        "eth0",
-        VRRP_FILTER,
-        1000,
-        Duration::from_secs(60),
-    );
+    let before = settled(&da);
+    let cap = capture(&lab, &watch);
     let missing = sampled_absences(&lab, &a, VIP4, || {
         // Spread over a few advert intervals so reloads land at every phase.
         for n in 1..=5 {
@@ -162,7 +179,7 @@ fn vip_and_instance_added_and_removed_change_only_that() {
     let one = Instance::v2(150);
     let da = Daemon::start(&lab, Kind::Lbd, &a, &one.render("a"));
     expect_holder_of(&lab, &[&a], &a, VIP4, "lbd alone");
-    let before = transitions(&da);
+    let before = settled(&da);
 
     let two = Instance {
         vips: vec![format!("{VIP4}/24"), format!("{VIP_B}/24")],
@@ -223,15 +240,8 @@ fn advert_interval_change_moves_the_rhythm_without_transition() {
     let da = Daemon::start(&lab, Kind::Lbd, &a, &slow.render("a"));
     let db = Daemon::start(&lab, Kind::Keepalived, &b, &Instance::v3(100).render("b"));
     expect_holder_of(&lab, &nodes, &a, VIP4, "lbd at 150");
-    let before = transitions(&da);
-    let cap = Capture::start(
-        &lab,
-        &watch,
-        "eth0",
-        VRRP_FILTER,
-        1000,
-        Duration::from_secs(60),
-    );
+    let before = settled(&da);
+    let cap = capture(&lab, &watch);
     let src = a.ip4(0);
     assert!(
         wait_until(Duration::from_secs(10), || advert_times(&cap, &src).len()
@@ -274,7 +284,7 @@ fn broken_config_is_refused_and_the_old_one_keeps_running() {
     let conf = Instance::v2(150).render("a");
     let da = Daemon::start(&lab, Kind::Lbd, &a, &conf);
     expect_holder_of(&lab, &[&a], &a, VIP4, "lbd alone");
-    let before = transitions(&da);
+    let before = settled(&da);
     let broken = format!(
         "{}vrrp_instance VI_X {{\n    priority 300\n",
         global_defs("a")
